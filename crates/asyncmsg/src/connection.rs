@@ -1,0 +1,624 @@
+//! Connections: the sender side (QNX `coid`).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use asyncmsg_core::{ErrorKind, SendConfig};
+use event_listener::{Event, EventListener, Listener};
+
+use crate::SendBuf;
+use crate::channel::ChannelId;
+use crate::error::{AttrError, ConnectError, FlushError, PutError};
+use crate::link::{ChanShared, ConnShared, Item, LinkState, lock};
+use crate::node::Node;
+
+static NEXT_COID: AtomicI32 = AtomicI32::new(1);
+
+/// A connection's default delivery callback.
+pub type Callback = Arc<dyn Fn(Delivery) + Send + Sync>;
+/// A per-put delivery callback.
+pub type OnceCallback = Box<dyn FnOnce(Delivery) + Send>;
+
+/// The outcome of one put, handed to its delivery callback (B11): exactly once
+/// per message, in put order per connection, with the buffer back for reuse.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// `Ok` once the receiver took the message and let it go; otherwise why it can
+    /// never be delivered (detached, destroyed, peer lost).
+    pub result: Result<(), ErrorKind>,
+    /// The handle given to the put.
+    pub handle: u64,
+    /// The buffer, back from its loan.
+    pub buf: SendBuf,
+    /// The message's sequence number on its connection.
+    pub seq: u64,
+    /// The connection it was put on.
+    pub coid: i32,
+}
+
+/// A connection's attributes (QNX `struct _asyncmsg_connection_attr`).
+///
+/// ```
+/// use asyncmsg::ConnectionAttr;
+/// use std::time::Duration;
+/// let attr = ConnectionAttr::default()
+///     .max_buffers(64)                            // messages in flight
+///     .trigger_count(16)                          // a batch every 16 puts
+///     .trigger_time(Duration::from_millis(2))     // or 2 ms after the first
+///     .on_delivered(|d| if let Err(e) = d.result { eprintln!("msg {} lost: {e}", d.handle) });
+/// # let _ = attr;
+/// ```
+#[derive(Clone)]
+pub struct ConnectionAttr {
+    pub(crate) max_buffers: u32,
+    pub(crate) trigger_count: u32,
+    pub(crate) trigger_time: Option<Duration>,
+    pub(crate) trigger_interval: Option<Duration>,
+    pub(crate) nonblocking: bool,
+    pub(crate) callback: Option<Callback>,
+}
+
+impl Default for ConnectionAttr {
+    /// 64 buffers, trigger on every put, no time trigger, blocking puts, no callback.
+    fn default() -> Self {
+        ConnectionAttr {
+            max_buffers: 64,
+            trigger_count: 1,
+            trigger_time: None,
+            trigger_interval: None,
+            nonblocking: false,
+            callback: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionAttr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionAttr")
+            .field("max_buffers", &self.max_buffers)
+            .field("trigger_count", &self.trigger_count)
+            .field("trigger_time", &self.trigger_time)
+            .field("trigger_interval", &self.trigger_interval)
+            .field("nonblocking", &self.nonblocking)
+            .field("callback", &self.callback.is_some())
+            .finish()
+    }
+}
+
+impl ConnectionAttr {
+    /// Most messages put and not yet called back (QNX `max_num_buffer`).
+    pub fn max_buffers(mut self, n: u32) -> Self {
+        self.max_buffers = n;
+        self
+    }
+    /// Count trigger (QNX `trigger_num_msg`); 0 turns it off.
+    pub fn trigger_count(mut self, n: u32) -> Self {
+        self.trigger_count = n;
+        self
+    }
+    /// Time trigger (QNX `trigger_time.nsec`).
+    pub fn trigger_time(mut self, after: Duration) -> Self {
+        self.trigger_time = Some(after);
+        self
+    }
+    /// Re-arm period of the time trigger (QNX `trigger_time.interval_nsec`).
+    pub fn trigger_interval(mut self, every: Duration) -> Self {
+        self.trigger_interval = Some(every);
+        self
+    }
+    /// Turns the time trigger off.
+    pub fn no_trigger_time(mut self) -> Self {
+        self.trigger_time = None;
+        self.trigger_interval = None;
+        self
+    }
+    /// A non-blocking connection: a put finding every slot in use returns
+    /// [`PutError::WouldBlock`] (QNX `_NTO_COF_NONBLOCK`).
+    pub fn nonblocking(mut self, yes: bool) -> Self {
+        self.nonblocking = yes;
+        self
+    }
+    /// The default delivery callback (QNX `call_back`), run on the node's delivery
+    /// thread.
+    pub fn on_delivered(mut self, f: impl Fn(Delivery) + Send + Sync + 'static) -> Self {
+        self.callback = Some(Arc::new(f));
+        self
+    }
+
+    /// The `max_buffers` value.
+    pub fn get_max_buffers(&self) -> u32 {
+        self.max_buffers
+    }
+    /// The `trigger_count` value.
+    pub fn get_trigger_count(&self) -> u32 {
+        self.trigger_count
+    }
+    /// The `trigger_time` value.
+    pub fn get_trigger_time(&self) -> Option<Duration> {
+        self.trigger_time
+    }
+    /// The `trigger_interval` value.
+    pub fn get_trigger_interval(&self) -> Option<Duration> {
+        self.trigger_interval
+    }
+    /// Whether a callback is set.
+    pub fn has_callback(&self) -> bool {
+        self.callback.is_some()
+    }
+
+    fn send_config(&self) -> SendConfig {
+        SendConfig {
+            max_buffers: self.max_buffers,
+            trigger_count: self.trigger_count,
+            trigger_time: self.trigger_time.filter(|d| !d.is_zero()),
+            trigger_interval: self.trigger_interval.filter(|d| !d.is_zero()),
+        }
+    }
+}
+
+/// How [`Connection::flush`] waits (QNX `asyncmsg_flush` modes, B12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Trigger only (QNX `ASYNCMSG_FLUSH_NONBLOCK`).
+    NoWait,
+    /// Trigger and wait until the receiver took every message put before.
+    Wait,
+    /// As `Wait`, at most this long.
+    WaitFor(Duration),
+}
+
+/// A connection to a channel (QNX `coid`): puts do not wait for the receiver and
+/// do not copy; messages are handed over in batches by the triggers. Dropping it
+/// detaches it.
+pub struct Connection {
+    pub(crate) shared: Arc<ConnShared>,
+    _node: Node,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("coid", &self.shared.coid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    pub(crate) fn attach(
+        node: &Node,
+        chan: Arc<ChanShared>,
+        attr: ConnectionAttr,
+    ) -> Result<Connection, ConnectError> {
+        if attr.max_buffers == 0 {
+            return Err(ConnectError::InvalidArgument(
+                "max_buffers must be at least 1",
+            ));
+        }
+        let shared = Arc::new(ConnShared::new(
+            NEXT_COID.fetch_add(1, Ordering::Relaxed),
+            attr.nonblocking,
+            attr.send_config(),
+            attr.callback.clone(),
+            chan.clone(),
+            node.shared.clone(),
+        ));
+        {
+            let mut st = lock(&chan.state);
+            if st.core.is_destroyed() {
+                return Err(ConnectError::Destroyed);
+            }
+            st.conns.retain(|w| w.strong_count() > 0);
+            st.conns.push(Arc::downgrade(&shared));
+        }
+        Ok(Connection {
+            shared,
+            _node: node.clone(),
+        })
+    }
+
+    /// The connection id (QNX `coid`).
+    pub fn coid(&self) -> i32 {
+        self.shared.coid
+    }
+
+    /// The channel this connection goes to.
+    pub fn channel_id(&self) -> ChannelId {
+        ChannelId {
+            nd: 0,
+            pid: self.shared.chan.pid,
+            chid: self.shared.chan.chid,
+        }
+    }
+
+    /// Largest message the channel accepts (learnt at attach, B10).
+    pub fn max_message(&self) -> usize {
+        self.shared.chan.buffer_size
+    }
+
+    /// A zeroed send buffer (QNX `asyncmsg_malloc`, B17).
+    pub fn alloc(&self, size: usize) -> SendBuf {
+        SendBuf::zeroed(size)
+    }
+
+    /// Puts a message (QNX `asyncmsg_put`): it returns at once, without waiting for
+    /// the receiver, unless every slot is in use; then it waits for one (or, on a
+    /// non-blocking connection, returns [`PutError::WouldBlock`]) (B07). The
+    /// buffer comes back in the delivery callback with `handle`.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default().trigger_count(2)).unwrap();
+    /// conn.put("a", 1).unwrap();
+    /// assert_eq!(chan.try_get().unwrap_err(), GetError::WouldBlock);
+    /// conn.put("b", 2).unwrap();
+    /// let batch = chan.try_get().unwrap();
+    /// assert_eq!(batch.len(), 2);
+    /// ```
+    pub fn put(&self, buf: impl Into<SendBuf>, handle: u64) -> Result<(), PutError> {
+        self.put_inner(buf.into(), handle, None, !self.shared.nonblocking, None)
+    }
+
+    /// Puts a message with its own delivery callback, which replaces the
+    /// connection's default for this message (B11).
+    pub fn put_with(
+        &self,
+        buf: impl Into<SendBuf>,
+        handle: u64,
+        callback: impl FnOnce(Delivery) + Send + 'static,
+    ) -> Result<(), PutError> {
+        self.put_inner(
+            buf.into(),
+            handle,
+            Some(Box::new(callback)),
+            !self.shared.nonblocking,
+            None,
+        )
+    }
+
+    /// Puts a message if a slot is free, never waiting.
+    pub fn try_put(&self, buf: impl Into<SendBuf>, handle: u64) -> Result<(), PutError> {
+        self.put_inner(buf.into(), handle, None, false, None)
+    }
+
+    /// Puts a message, waiting at most `timeout` for a free slot.
+    pub fn put_timeout(
+        &self,
+        buf: impl Into<SendBuf>,
+        handle: u64,
+        timeout: Duration,
+    ) -> Result<(), PutError> {
+        self.put_inner(
+            buf.into(),
+            handle,
+            None,
+            true,
+            Some(Instant::now() + timeout),
+        )
+    }
+
+    fn put_inner(
+        &self,
+        buf: SendBuf,
+        handle: u64,
+        once: Option<OnceCallback>,
+        may_wait: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), PutError> {
+        let c = &self.shared;
+        let limit = c.chan.buffer_size;
+        if buf.len() > limit {
+            let len = buf.len();
+            return Err(PutError::TooLarge { buf, len, limit });
+        }
+        // A put from the delivery thread must not wait for slots only that thread
+        // frees.
+        let may_wait = may_wait && !c.delivery().on_delivery_thread();
+        let mut item = Item {
+            buf,
+            handle,
+            once,
+            generation: 0,
+        };
+        loop {
+            let mut st = lock(&c.send);
+            if let LinkState::Closed(kind) = st.state {
+                return Err(PutError::from_kind(kind, item.buf));
+            }
+            c.refresh(&mut st);
+            if !st.core.is_full() {
+                let out = match st.core.put(Instant::now()) {
+                    Ok(out) => out,
+                    Err(_) => return Err(PutError::WouldBlock(item.buf)),
+                };
+                item.generation = st.generation;
+                if let Err(back) = c.ring.put(out.seq, item) {
+                    // Cannot happen while the core's accounting holds; refuse
+                    // rather than overwrite.
+                    return Err(PutError::WouldBlock(back.buf));
+                }
+                let announce = c.publish_locked(out.publish);
+                drop(st);
+                if let Some(at) = out.armed {
+                    c.timers().arm(at, c);
+                }
+                if announce {
+                    c.announce();
+                }
+                return Ok(());
+            }
+            if !may_wait {
+                return Err(PutError::WouldBlock(item.buf));
+            }
+            // Register as a waiter before the last look, so that a completion
+            // after it is sure to notify.
+            c.sender_waiters.fetch_add(1, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            let listener = c.sender_event.listen();
+            c.refresh(&mut st);
+            let wait = st.core.is_full() && st.state == LinkState::Open;
+            drop(st);
+            let timed_out = wait
+                && match deadline {
+                    Some(at) => listener.wait_deadline(at).is_none(),
+                    None => {
+                        listener.wait();
+                        false
+                    }
+                };
+            c.sender_waiters.fetch_sub(1, Ordering::SeqCst);
+            if timed_out {
+                return Err(PutError::WouldBlock(item.buf));
+            }
+        }
+    }
+
+    /// Triggers at once (QNX `asyncmsg_flush`, B12). With [`Flush::Wait`] or
+    /// [`Flush::WaitFor`] it returns when the receiver has taken every message put
+    /// before the flush.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default().trigger_count(0)).unwrap();
+    /// conn.put("x", 0).unwrap();
+    /// conn.flush(Flush::NoWait).unwrap();
+    /// assert_eq!(chan.try_get().unwrap().len(), 1);
+    /// ```
+    pub fn flush(&self, mode: Flush) -> Result<(), FlushError> {
+        let c = &self.shared;
+        let (announce, target) = {
+            let mut st = lock(&c.send);
+            if let LinkState::Closed(kind) = st.state {
+                return Err(FlushError::from_kind(kind));
+            }
+            c.refresh(&mut st);
+            let (p, target) = st.core.flush();
+            (c.publish_locked(p), target)
+        };
+        if announce {
+            c.announce();
+        }
+        let deadline = match mode {
+            Flush::NoWait => return Ok(()),
+            Flush::Wait => None,
+            Flush::WaitFor(d) => Some(Instant::now() + d),
+        };
+        loop {
+            if let LinkState::Closed(kind) = lock(&c.send).state {
+                return Err(FlushError::from_kind(kind));
+            }
+            if c.taken.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            c.sender_waiters.fetch_add(1, Ordering::SeqCst);
+            let l = c.sender_event.listen();
+            let done =
+                c.taken.load(Ordering::SeqCst) >= target || lock(&c.send).state != LinkState::Open;
+            let timed_out = if done {
+                false
+            } else {
+                match deadline {
+                    Some(at) => l.wait_deadline(at).is_none(),
+                    None => {
+                        l.wait();
+                        false
+                    }
+                }
+            };
+            c.sender_waiters.fetch_sub(1, Ordering::SeqCst);
+            if timed_out && c.taken.load(Ordering::Acquire) < target {
+                return Err(FlushError::TimedOut);
+            }
+        }
+    }
+
+    /// The attributes in force (QNX `asyncmsg_connect_attr` get).
+    pub fn attr(&self) -> ConnectionAttr {
+        let st = lock(&self.shared.send);
+        let cfg = *st.core.config();
+        let callback = self.shared.callback_of(st.generation);
+        ConnectionAttr {
+            max_buffers: cfg.max_buffers,
+            trigger_count: cfg.trigger_count,
+            trigger_time: cfg.trigger_time,
+            trigger_interval: cfg.trigger_interval,
+            nonblocking: self.shared.nonblocking,
+            callback,
+        }
+    }
+
+    /// Changes the triggers and the default callback from the next put on (QNX
+    /// `asyncmsg_connect_attr` set, B16). A different `max_buffers` is refused.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+    /// conn.set_attr(conn.attr().trigger_count(8)).unwrap();
+    /// assert_eq!(conn.attr().get_trigger_count(), 8);
+    /// assert!(conn.set_attr(conn.attr().max_buffers(1)).is_err());
+    /// ```
+    pub fn set_attr(&self, attr: ConnectionAttr) -> Result<(), AttrError> {
+        let c = &self.shared;
+        let mut st = lock(&c.send);
+        if st.state != LinkState::Open {
+            return Err(AttrError::Detached);
+        }
+        let current = st.core.config().max_buffers;
+        if attr.max_buffers != current {
+            return Err(AttrError::MaxBuffersFixed {
+                current,
+                requested: attr.max_buffers,
+            });
+        }
+        let cfg = attr.send_config();
+        st.core
+            .set_triggers(cfg.trigger_count, cfg.trigger_time, cfg.trigger_interval);
+        st.generation += 1;
+        lock(&c.callbacks)
+            .list
+            .push_back((st.generation, attr.callback));
+        Ok(())
+    }
+
+    /// Deliveries as an async stream, for code that prefers awaiting them to a
+    /// callback. Messages whose put had no callback, on a connection without a
+    /// default callback, arrive here.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+    /// let mut deliveries = conn.deliveries();
+    /// conn.put("hi", 7).unwrap();
+    /// drop(chan.get().unwrap());
+    /// let d = deliveries.next().await.unwrap();
+    /// assert_eq!((d.handle, d.result), (7, Ok(())));
+    /// # });
+    /// ```
+    pub fn deliveries(&self) -> DeliveryStream {
+        let shared = Arc::new(StreamShared {
+            queue: Mutex::new(VecDeque::new()),
+            ready: Event::new(),
+        });
+        *lock(&self.shared.stream) = Some(shared.clone());
+        DeliveryStream {
+            shared,
+            listener: None,
+        }
+    }
+
+    /// Detaches (QNX `asyncmsg_connect_detach`, B14): messages not yet taken are
+    /// called back with [`ErrorKind::Detached`] before this returns; messages the
+    /// receiver holds are called back `Ok` when it lets them go; threads blocked in
+    /// put or flush wake with a detached error. Dropping the connection does the
+    /// same.
+    pub fn detach(self) {
+        drop(self)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let c = &self.shared;
+        {
+            let mut st = lock(&c.chan.state);
+            st.core.remove(&crate::link::ConnKey(c.clone()));
+            st.conns
+                .retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(c)));
+        }
+        c.queued.store(false, Ordering::SeqCst);
+        for f in c.close(ErrorKind::Detached) {
+            f.call();
+        }
+    }
+}
+
+pub(crate) struct StreamShared {
+    queue: Mutex<VecDeque<Delivery>>,
+    ready: Event,
+}
+
+impl StreamShared {
+    pub(crate) fn push(&self, d: Delivery) {
+        lock(&self.queue).push_back(d);
+        self.ready.notify_additional(1);
+    }
+}
+
+/// An async stream of a connection's deliveries (see
+/// [`Connection::deliveries`]). It implements [`futures_core::Stream`]; it never
+/// ends by itself.
+pub struct DeliveryStream {
+    shared: Arc<StreamShared>,
+    listener: Option<EventListener>,
+}
+
+impl std::fmt::Debug for DeliveryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryStream").finish_non_exhaustive()
+    }
+}
+
+impl DeliveryStream {
+    /// The next delivery.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next_inner(cx)).await
+    }
+
+    /// The next delivery if one is there.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        lock(&self.shared.queue).pop_front()
+    }
+
+    /// The next delivery, waiting at most `timeout` (blocking).
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Delivery> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(d) = self.try_next() {
+                return Some(d);
+            }
+            let l = self.shared.ready.listen();
+            if let Some(d) = self.try_next() {
+                return Some(d);
+            }
+            l.wait_deadline(deadline)?;
+        }
+    }
+
+    fn poll_next_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        loop {
+            if let Some(d) = self.try_next() {
+                self.listener = None;
+                return Poll::Ready(Some(d));
+            }
+            match &mut self.listener {
+                None => self.listener = Some(self.shared.ready.listen()),
+                Some(l) => match Pin::new(l).poll(cx) {
+                    Poll::Ready(()) => self.listener = None,
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
+        }
+    }
+}
+
+impl futures_core::Stream for DeliveryStream {
+    type Item = Delivery;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.get_mut().poll_next_inner(cx)
+    }
+}
+
+use std::future::Future;

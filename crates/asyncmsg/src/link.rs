@@ -1,0 +1,410 @@
+//! The shared state of channels and connections over the in-process transport,
+//! and the protocol that drives `asyncmsg_core`'s state machines with it.
+//!
+//! Locks: a channel's `state` mutex may be held while taking a connection's
+//! `send` mutex (detach, destroy); never the other way round. Neither is held
+//! while a user callback runs. The per-message path takes the connection's
+//! `send` mutex only (uncontended unless several threads put on one connection);
+//! the channel mutex is taken once per trigger and once per get.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use asyncmsg_core::{ChannelCore, ErrorKind, Publish, SendConfig, SendCore, Wake};
+use asyncmsg_inproc::SlotRing;
+use event_listener::Event;
+
+use crate::SendBuf;
+use crate::channel::{EventSink, MsgInfo};
+use crate::connection::{Callback, Delivery, OnceCallback};
+use crate::node::{DeliveryQueue, Job, NodeShared, Timers};
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One message in a slot.
+pub(crate) struct Item {
+    pub(crate) buf: SendBuf,
+    pub(crate) handle: u64,
+    pub(crate) once: Option<OnceCallback>,
+    pub(crate) generation: u32,
+}
+
+/// A message that can never be delivered, with what its callback needs.
+pub(crate) struct Failed {
+    pub(crate) delivery: Delivery,
+    pub(crate) once: Option<OnceCallback>,
+    pub(crate) default: Option<Callback>,
+    pub(crate) stream: Option<Arc<crate::connection::StreamShared>>,
+}
+
+impl Failed {
+    pub(crate) fn call(self) {
+        dispatch(
+            self.delivery,
+            self.once,
+            self.default.as_ref(),
+            self.stream.as_ref(),
+        );
+    }
+}
+
+fn dispatch(
+    d: Delivery,
+    once: Option<OnceCallback>,
+    default: Option<&Callback>,
+    stream: Option<&Arc<crate::connection::StreamShared>>,
+) {
+    if let Some(f) = once {
+        f(d);
+    } else if let Some(f) = default {
+        f(d);
+    } else if let Some(s) = stream {
+        s.push(d);
+    }
+}
+
+/// Where a connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkState {
+    Open,
+    Closed(ErrorKind),
+}
+
+pub(crate) struct SendState {
+    pub(crate) core: SendCore,
+    pub(crate) state: LinkState,
+    pub(crate) generation: u32,
+}
+
+/// Default callbacks by generation: a put records the generation in force, so a
+/// change through `set_attr` applies from the next put on (B16).
+pub(crate) struct Callbacks {
+    pub(crate) list: VecDeque<(u32, Option<Callback>)>,
+}
+
+pub(crate) struct ConnShared {
+    pub(crate) coid: i32,
+    pub(crate) pid: u32,
+    pub(crate) nonblocking: bool,
+    pub(crate) chan: Arc<ChanShared>,
+    pub(crate) node: Arc<NodeShared>,
+    pub(crate) ring: SlotRing<Item>,
+    pub(crate) send: Mutex<SendState>,
+    /// Exclusive end of the visible range (sender → getters).
+    pub(crate) visible: AtomicU64,
+    /// Exclusive end of the taken range (getters → sender); written under the
+    /// channel's state mutex.
+    pub(crate) taken: AtomicU64,
+    /// Exclusive end of the called-back range (delivery thread → sender).
+    pub(crate) completed: AtomicU64,
+    /// In the channel's ready queue.
+    pub(crate) queued: AtomicBool,
+    /// In the node's delivery queue.
+    pub(crate) delivery_pending: AtomicBool,
+    /// Senders blocked in put or flush wait here.
+    pub(crate) sender_event: Event,
+    pub(crate) sender_waiters: AtomicU64,
+    pub(crate) callbacks: Mutex<Callbacks>,
+    pub(crate) stream: Mutex<Option<Arc<crate::connection::StreamShared>>>,
+}
+
+impl ConnShared {
+    pub(crate) fn new(
+        coid: i32,
+        nonblocking: bool,
+        cfg: SendConfig,
+        callback: Option<Callback>,
+        chan: Arc<ChanShared>,
+        node: Arc<NodeShared>,
+    ) -> Self {
+        let mut list = VecDeque::new();
+        list.push_back((0, callback));
+        ConnShared {
+            coid,
+            pid: std::process::id(),
+            nonblocking,
+            ring: SlotRing::new(cfg.max_buffers as usize),
+            send: Mutex::new(SendState {
+                core: SendCore::new(cfg),
+                state: LinkState::Open,
+                generation: 0,
+            }),
+            chan,
+            node,
+            visible: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            queued: AtomicBool::new(false),
+            delivery_pending: AtomicBool::new(false),
+            sender_event: Event::new(),
+            sender_waiters: AtomicU64::new(0),
+            callbacks: Mutex::new(Callbacks { list }),
+            stream: Mutex::new(None),
+        }
+    }
+
+    /// Brings the sender's core up to date with the receiver's counters.
+    pub(crate) fn refresh(&self, st: &mut SendState) {
+        let taken = self.taken.load(Ordering::Acquire);
+        let _ = st.core.on_taken(taken.min(st.core.visible()));
+        let completed = self.completed.load(Ordering::Acquire);
+        let _ = st.core.on_completed(completed.min(st.core.taken()));
+    }
+
+    /// Publishes what the core decided, while the `send` mutex is held. Returns
+    /// whether the channel must be told (after the mutex is released).
+    pub(crate) fn publish_locked(&self, p: Publish) -> bool {
+        let Some(v) = p.visible() else { return false };
+        self.visible.store(v, Ordering::SeqCst);
+        match p {
+            Publish::Trigger { .. } => !self.queued.swap(true, Ordering::SeqCst),
+            // B05: the batch is already announced, unless a get drained the
+            // connection just now; then this is a trigger of its own.
+            Publish::Extend { .. } => {
+                !self.queued.load(Ordering::SeqCst) && !self.queued.swap(true, Ordering::SeqCst)
+            }
+            Publish::None => false,
+        }
+    }
+
+    /// Tells the channel that this connection has a visible batch.
+    pub(crate) fn announce(self: &Arc<Self>) {
+        let chan = &self.chan;
+        let wake = {
+            let mut st = lock(&chan.state);
+            st.core.on_trigger(ConnKey(self.clone()))
+        };
+        chan.wake(wake);
+    }
+
+    /// The time trigger fired; returns the next deadline to arm.
+    pub(crate) fn on_timer(self: &Arc<Self>, now: Instant) -> Option<Instant> {
+        let (announce, next) = {
+            let mut st = lock(&self.send);
+            if st.state != LinkState::Open {
+                return None;
+            }
+            self.refresh(&mut st);
+            let (p, next) = st.core.handle_timeout(now);
+            (self.publish_locked(p), next)
+        };
+        if announce {
+            self.announce();
+        }
+        next
+    }
+
+    pub(crate) fn timers(&self) -> &Timers {
+        &self.node.timers
+    }
+
+    pub(crate) fn delivery(&self) -> &DeliveryQueue {
+        &self.node.delivery
+    }
+
+    /// A received message was dropped: its item goes back to its slot and the
+    /// delivery thread is told (once per batch of releases, not per message).
+    pub(crate) fn release(self: &Arc<Self>, seq: u64, item: Item) {
+        if self.ring.give_back(seq, item).is_err() {
+            // The slot was withdrawn (cannot happen for a taken message); the
+            // item is dropped here rather than corrupting the ring.
+            return;
+        }
+        fence(Ordering::SeqCst);
+        if !self.delivery_pending.load(Ordering::Relaxed)
+            && !self.delivery_pending.swap(true, Ordering::SeqCst)
+        {
+            self.delivery().push(Job::Released(self.clone()));
+        }
+    }
+
+    /// On the delivery thread: completes every given-back slot in order, frees
+    /// the slots, then runs their callbacks (B11).
+    pub(crate) fn deliver_released(self: &Arc<Self>, scratch: &mut Vec<(u64, Item)>) {
+        self.delivery_pending.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let mut seq = self.completed.load(Ordering::Acquire);
+        scratch.clear();
+        while let Some(item) = self.ring.complete(seq) {
+            scratch.push((seq, item));
+            seq += 1;
+        }
+        if scratch.is_empty() {
+            return;
+        }
+        self.completed.store(seq, Ordering::SeqCst);
+        if self.sender_waiters.load(Ordering::SeqCst) > 0 {
+            self.sender_event.notify(usize::MAX);
+        }
+        let stream = lock(&self.stream).clone();
+        let mut cached: Option<(u32, Option<Callback>)> = None;
+        for (seq, item) in scratch.drain(..) {
+            let default = match &cached {
+                Some((g, cb)) if *g == item.generation => cb.clone(),
+                _ => {
+                    let cb = self.callback_of(item.generation);
+                    cached = Some((item.generation, cb.clone()));
+                    cb
+                }
+            };
+            let d = Delivery {
+                result: Ok(()),
+                handle: item.handle,
+                buf: item.buf,
+                seq,
+                coid: self.coid,
+            };
+            dispatch(d, item.once, default.as_ref(), stream.as_ref());
+        }
+    }
+
+    pub(crate) fn callback_of(&self, generation: u32) -> Option<Callback> {
+        let mut cbs = lock(&self.callbacks);
+        while cbs.list.len() > 1 && cbs.list[0].0 < generation {
+            cbs.list.pop_front();
+        }
+        cbs.list
+            .iter()
+            .find(|(g, _)| *g == generation)
+            .and_then(|(_, cb)| cb.clone())
+    }
+
+    /// Ends the link: the untaken messages are withdrawn and returned with their
+    /// callbacks, for the caller to run (detach) or queue (destroy). Wakes
+    /// threads blocked in put or flush.
+    pub(crate) fn close(&self, reason: ErrorKind) -> Vec<Failed> {
+        let mut out = Vec::new();
+        {
+            let mut st = lock(&self.send);
+            if st.state != LinkState::Open {
+                return out;
+            }
+            st.state = LinkState::Closed(reason);
+            self.refresh(&mut st);
+            let range = st.core.fail_untaken();
+            let stream = lock(&self.stream).clone();
+            for seq in range {
+                if let Some(item) = self.ring.withdraw(seq) {
+                    out.push(Failed {
+                        default: self.callback_of(item.generation),
+                        delivery: Delivery {
+                            result: Err(reason),
+                            handle: item.handle,
+                            buf: item.buf,
+                            seq,
+                            coid: self.coid,
+                        },
+                        once: item.once,
+                        stream: stream.clone(),
+                    });
+                }
+            }
+        }
+        self.sender_event.notify(usize::MAX);
+        out
+    }
+}
+
+/// A connection as a key in the channel's ready queue (compared by identity).
+#[derive(Clone)]
+pub(crate) struct ConnKey(pub(crate) Arc<ConnShared>);
+
+impl PartialEq for ConnKey {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+pub(crate) struct ChanState {
+    pub(crate) core: ChannelCore<ConnKey>,
+    pub(crate) conns: Vec<std::sync::Weak<ConnShared>>,
+}
+
+pub(crate) struct ChanShared {
+    pub(crate) chid: i32,
+    pub(crate) pid: u32,
+    pub(crate) nonblocking: bool,
+    pub(crate) buffer_size: usize,
+    pub(crate) mode: u32,
+    pub(crate) state: Mutex<ChanState>,
+    pub(crate) getters: Event,
+    pub(crate) destroyed: AtomicBool,
+    pub(crate) sink: EventSink,
+    pub(crate) name: Mutex<Option<String>>,
+}
+
+impl ChanShared {
+    /// Acts on a wake decision (outside the state mutex).
+    pub(crate) fn wake(&self, wake: Wake) {
+        match wake {
+            Wake::Getter => {
+                self.getters.notify_additional(1);
+            }
+            Wake::Event => self.sink.fire(self.chid),
+            Wake::Nothing => {}
+        }
+    }
+
+    /// Takes one batch, if any is visible (B05, B06, B09).
+    pub(crate) fn take_batch(
+        &self,
+        st: &mut ChanState,
+        out: &mut Vec<crate::channel::Message>,
+    ) -> Wake {
+        let (plan, mut wake) = st
+            .core
+            .plan_get(|k| k.0.visible.load(Ordering::Acquire) - k.0.taken.load(Ordering::Relaxed));
+        for take in plan {
+            let conn = take.key.0;
+            let start = conn.taken.load(Ordering::Relaxed);
+            let end = start + take.count;
+            for seq in start..end {
+                if let Some(item) = conn.ring.take(seq) {
+                    let len = item.buf.len();
+                    out.push(crate::channel::Message::new(
+                        item,
+                        seq,
+                        conn.clone(),
+                        MsgInfo {
+                            nd: 0,
+                            pid: conn.pid,
+                            tid: 0,
+                            chid: self.chid,
+                            scoid: conn.coid,
+                            coid: conn.coid,
+                            msglen: len,
+                            srcmsglen: len,
+                            seq,
+                            redelivered: false,
+                        },
+                    ));
+                }
+            }
+            conn.taken.store(end, Ordering::SeqCst);
+            if conn.sender_waiters.load(Ordering::SeqCst) > 0 {
+                conn.sender_event.notify(usize::MAX);
+            }
+            // Drained: leave the queue; a put that extended the batch meanwhile
+            // (B05) is picked up here or announces itself (see publish_locked).
+            if !st.core.ready().any(|k| Arc::ptr_eq(&k.0, &conn)) {
+                conn.queued.store(false, Ordering::SeqCst);
+                if conn.visible.load(Ordering::SeqCst) > end
+                    && !conn.queued.swap(true, Ordering::SeqCst)
+                {
+                    match st.core.on_trigger(ConnKey(conn.clone())) {
+                        Wake::Getter => {
+                            self.getters.notify_additional(1);
+                        }
+                        Wake::Event if wake == Wake::Nothing => wake = Wake::Event,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        wake
+    }
+}

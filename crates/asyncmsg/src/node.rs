@@ -1,0 +1,350 @@
+//! The node: one process's messaging runtime, with its delivery thread and its
+//! trigger timer thread.
+
+use std::cell::Cell;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use event_listener::{Event, Listener};
+
+use crate::SendBuf;
+use crate::channel::{Channel, ChannelConfig, ChannelId};
+use crate::connection::{Connection, ConnectionAttr};
+use crate::error::{ChannelError, ConnectError, NodeError};
+use crate::link::{ConnShared, Failed};
+use crate::registry;
+
+static NEXT_NODE: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static DELIVERY_THREAD_OF: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Work for the delivery thread.
+pub(crate) enum Job {
+    /// A connection has messages given back by the receiver.
+    Released(Arc<ConnShared>),
+    /// Messages that can never be delivered, with their callbacks.
+    Failed(Vec<Failed>),
+}
+
+/// The queue between the node's handles and its delivery thread.
+pub(crate) struct DeliveryQueue {
+    pub(crate) node_id: u64,
+    jobs: Mutex<VecDeque<Job>>,
+    ready: Event,
+    stop: AtomicBool,
+}
+
+impl DeliveryQueue {
+    pub(crate) fn push(&self, job: Job) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(job);
+        self.ready.notify(1);
+    }
+
+    /// Whether the calling thread is this node's delivery thread.
+    pub(crate) fn on_delivery_thread(&self) -> bool {
+        DELIVERY_THREAD_OF.with(|c| c.get()) == self.node_id
+    }
+
+    fn run(self: Arc<Self>) {
+        DELIVERY_THREAD_OF.with(|c| c.set(self.node_id));
+        let mut scratch = Vec::new();
+        loop {
+            let job = self
+                .jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            match job {
+                Some(Job::Released(conn)) => conn.deliver_released(&mut scratch),
+                Some(Job::Failed(list)) => {
+                    for f in list {
+                        f.call();
+                    }
+                }
+                None => {
+                    if self.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let listener = self.ready.listen();
+                    let empty = self
+                        .jobs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_empty();
+                    if empty && !self.stop.load(Ordering::Acquire) {
+                        listener.wait();
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct TimerEntry {
+    at: Instant,
+    conn: Weak<ConnShared>,
+}
+
+impl PartialEq for TimerEntry {
+    fn eq(&self, o: &Self) -> bool {
+        self.at == o.at
+    }
+}
+impl Eq for TimerEntry {}
+impl PartialOrd for TimerEntry {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for TimerEntry {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        o.at.cmp(&self.at) // min-heap on the deadline
+    }
+}
+
+/// The node's trigger timers (B04): one thread sleeping until the earliest deadline.
+pub(crate) struct Timers {
+    heap: Mutex<BinaryHeap<TimerEntry>>,
+    changed: Event,
+    stop: AtomicBool,
+}
+
+impl Timers {
+    pub(crate) fn arm(&self, at: Instant, conn: &Arc<ConnShared>) {
+        let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        let earliest = heap.peek().is_none_or(|e| at < e.at);
+        heap.push(TimerEntry {
+            at,
+            conn: Arc::downgrade(conn),
+        });
+        drop(heap);
+        if earliest {
+            self.changed.notify(1);
+        }
+    }
+
+    fn run(self: Arc<Self>) {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let listener = self.changed.listen();
+            let now = Instant::now();
+            let mut due = Vec::new();
+            let next = {
+                let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+                while heap.peek().is_some_and(|e| e.at <= now) {
+                    due.push(heap.pop().expect("peeked"));
+                }
+                heap.peek().map(|e| e.at)
+            };
+            if !due.is_empty() {
+                drop(listener);
+                for e in due {
+                    if let Some(conn) = e.conn.upgrade()
+                        && let Some(again) = conn.on_timer(now)
+                    {
+                        self.arm(again, &conn);
+                    }
+                }
+                continue;
+            }
+            match next {
+                Some(at) => {
+                    listener.wait_deadline(at);
+                }
+                None => {
+                    listener.wait();
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct NodeShared {
+    pub(crate) id: u64,
+    pub(crate) delivery: Arc<DeliveryQueue>,
+    pub(crate) timers: Arc<Timers>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for NodeShared {
+    fn drop(&mut self) {
+        self.delivery.stop.store(true, Ordering::Release);
+        self.delivery.ready.notify(usize::MAX);
+        self.timers.stop.store(true, Ordering::Release);
+        self.timers.changed.notify(usize::MAX);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let me = std::thread::current().id();
+        for t in threads {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// One process's messaging runtime (QNX: the process and its kernel objects).
+///
+/// A node owns the delivery thread that runs delivery callbacks, the timer
+/// thread that fires time triggers, and the transports. Channels and connections
+/// keep their node alive; it stops when the last of them is gone.
+///
+/// ```
+/// use asyncmsg::{ChannelConfig, ConnectionAttr, Node};
+/// let node = Node::new()?;
+/// let chan = node.create_channel(ChannelConfig::default())?;
+/// let conn = node.connect(chan.id(), ConnectionAttr::default())?;
+/// conn.put("hello", 1).unwrap();
+/// let batch = chan.get()?;
+/// assert_eq!(batch[0].data(), b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) shared: Arc<NodeShared>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.shared.id).finish()
+    }
+}
+
+impl Node {
+    /// Starts a node: its delivery thread and its timer thread.
+    pub fn new() -> Result<Node, NodeError> {
+        let id = NEXT_NODE.fetch_add(1, Ordering::Relaxed);
+        let delivery = Arc::new(DeliveryQueue {
+            node_id: id,
+            jobs: Mutex::new(VecDeque::new()),
+            ready: Event::new(),
+            stop: AtomicBool::new(false),
+        });
+        let timers = Arc::new(Timers {
+            heap: Mutex::new(BinaryHeap::new()),
+            changed: Event::new(),
+            stop: AtomicBool::new(false),
+        });
+        let d = delivery.clone();
+        let t1 = std::thread::Builder::new()
+            .name(format!("asyncmsg-delivery-{id}"))
+            .spawn(move || d.run())?;
+        let t = timers.clone();
+        let t2 = std::thread::Builder::new()
+            .name(format!("asyncmsg-timer-{id}"))
+            .spawn(move || t.run())?;
+        Ok(Node {
+            shared: Arc::new(NodeShared {
+                id,
+                delivery,
+                timers,
+                threads: Mutex::new(vec![t1, t2]),
+            }),
+        })
+    }
+
+    /// Creates a channel (QNX `asyncmsg_channel_create`).
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default().buffer_size(256).max_buffers(8)).unwrap();
+    /// assert!(chan.id().chid > 0);
+    /// ```
+    pub fn create_channel(&self, config: ChannelConfig) -> Result<Channel, ChannelError> {
+        Channel::create(self, config)
+    }
+
+    /// Attaches a connection to a channel (QNX `asyncmsg_connect_attach`).
+    ///
+    /// `target` is a [`ChannelId`] (QNX's `nd, pid, chid`) or an address string:
+    /// a published name, `inproc://NAME`, or `shm://NAME` / `quic://HOST:PORT/NAME`
+    /// where those transports are built in.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// chan.publish("doc-connect").unwrap();
+    /// let by_name = node.connect("doc-connect", ConnectionAttr::default()).unwrap();
+    /// let by_id = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+    /// assert_ne!(by_name.coid(), by_id.coid());
+    /// assert!(matches!(node.connect("no-such-name", ConnectionAttr::default()),
+    ///                  Err(ConnectError::NotFound(_))));
+    /// ```
+    pub fn connect(
+        &self,
+        target: impl Into<Target>,
+        attr: ConnectionAttr,
+    ) -> Result<Connection, ConnectError> {
+        let chan = match target.into() {
+            Target::Id(id) => registry::by_id(id)?,
+            Target::Address(addr) => registry::by_address(&addr)?,
+        };
+        Connection::attach(self, chan, attr)
+    }
+
+    /// A zeroed send buffer of `size` bytes (QNX `asyncmsg_malloc`, B17).
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let buf = node.alloc(64);
+    /// assert_eq!(buf.len(), 64);
+    /// ```
+    pub fn alloc(&self, size: usize) -> SendBuf {
+        SendBuf::zeroed(size)
+    }
+
+    /// This process's id, as channels and messages report it.
+    pub fn pid(&self) -> u32 {
+        std::process::id()
+    }
+}
+
+/// Where a connection goes: a channel id or an address string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// QNX's `(nd, pid, chid)`.
+    Id(ChannelId),
+    /// A name or a transport address (`NAME`, `inproc://NAME`, `shm://NAME`,
+    /// `quic://HOST:PORT/NAME`).
+    Address(String),
+}
+
+impl From<ChannelId> for Target {
+    fn from(id: ChannelId) -> Self {
+        Target::Id(id)
+    }
+}
+impl From<&str> for Target {
+    fn from(s: &str) -> Self {
+        Target::Address(s.to_owned())
+    }
+}
+impl From<String> for Target {
+    fn from(s: String) -> Self {
+        Target::Address(s)
+    }
+}
+impl From<&String> for Target {
+    fn from(s: &String) -> Self {
+        Target::Address(s.clone())
+    }
+}
+
+/// Queues callbacks for messages that reached no receiver on the delivery thread.
+pub(crate) fn queue_failed(queue: &DeliveryQueue, list: Vec<Failed>) {
+    if !list.is_empty() {
+        queue.push(Job::Failed(list));
+    }
+}

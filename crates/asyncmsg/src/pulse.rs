@@ -1,0 +1,149 @@
+//! Pulse channels: small fixed-size notifications (QNX pulses), the target of a
+//! channel's [`ChannelEvent::Pulse`](crate::ChannelEvent::Pulse) event.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, Listener};
+
+use crate::link::lock;
+
+/// A pulse (QNX `struct _pulse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pulse {
+    /// The pulse code (QNX `code`; user codes from `_PULSE_CODE_MINAVAIL` = 0).
+    pub code: i8,
+    /// The pulse value (QNX `value.sival_int`).
+    pub value: i32,
+    /// Who sent it: for a channel event, the channel id (QNX `scoid`).
+    pub scoid: i32,
+}
+
+struct Inner {
+    queue: Mutex<VecDeque<Pulse>>,
+    ready: Event,
+}
+
+/// A channel that receives pulses (QNX: a channel from `ChannelCreate`, read with
+/// `MsgReceivePulse`).
+///
+/// ```
+/// use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let pulses = PulseChannel::new();
+/// let chan = node.create_channel(
+///     ChannelConfig::default().event(ChannelEvent::pulse(&pulses, 5, 42))).unwrap();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+/// conn.put("ready?", 0).unwrap();
+/// let p = pulses.receive();
+/// assert_eq!((p.code, p.value, p.scoid), (5, 42, chan.chid()));
+/// assert_eq!(chan.try_get().unwrap().len(), 1);
+/// ```
+#[derive(Clone)]
+pub struct PulseChannel {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PulseChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PulseChannel").finish_non_exhaustive()
+    }
+}
+
+impl Default for PulseChannel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PulseChannel {
+    /// An empty pulse channel.
+    pub fn new() -> Self {
+        PulseChannel {
+            inner: Arc::new(Inner {
+                queue: Mutex::new(VecDeque::new()),
+                ready: Event::new(),
+            }),
+        }
+    }
+
+    /// A handle that sends pulses here.
+    pub fn sender(&self) -> PulseSender {
+        PulseSender {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Waits for the next pulse (QNX `MsgReceivePulse`).
+    pub fn receive(&self) -> Pulse {
+        loop {
+            if let Some(p) = self.try_receive() {
+                return p;
+            }
+            let l = self.inner.ready.listen();
+            if let Some(p) = self.try_receive() {
+                return p;
+            }
+            l.wait();
+        }
+    }
+
+    /// Waits at most `timeout` for the next pulse.
+    pub fn receive_timeout(&self, timeout: Duration) -> Option<Pulse> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(p) = self.try_receive() {
+                return Some(p);
+            }
+            let l = self.inner.ready.listen();
+            if let Some(p) = self.try_receive() {
+                return Some(p);
+            }
+            l.wait_deadline(deadline)?;
+        }
+    }
+
+    /// The next pulse if one is queued.
+    pub fn try_receive(&self) -> Option<Pulse> {
+        lock(&self.inner.queue).pop_front()
+    }
+
+    /// Waits for the next pulse without a thread.
+    pub async fn recv(&self) -> Pulse {
+        loop {
+            if let Some(p) = self.try_receive() {
+                return p;
+            }
+            let l = self.inner.ready.listen();
+            if let Some(p) = self.try_receive() {
+                return p;
+            }
+            l.await;
+        }
+    }
+}
+
+/// Sends pulses to a [`PulseChannel`] (QNX `MsgSendPulse`).
+#[derive(Clone)]
+pub struct PulseSender {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PulseSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PulseSender").finish_non_exhaustive()
+    }
+}
+
+impl PulseSender {
+    /// Sends a pulse.
+    pub fn send(&self, code: i8, value: i32) {
+        self.send_from(code, value, 0)
+    }
+
+    pub(crate) fn send_from(&self, code: i8, value: i32, scoid: i32) {
+        lock(&self.inner.queue).push_back(Pulse { code, value, scoid });
+        self.inner.ready.notify_additional(1);
+    }
+}
