@@ -28,7 +28,8 @@ pub struct SendConfig {
     /// a timer that fires this long after it. `None` disables the time trigger.
     pub trigger_time: Option<Duration>,
     /// Re-arm period of the time trigger (QNX `trigger_time.interval_nsec`) while
-    /// messages remain untaken. `None` fires once per arming.
+    /// messages remain untaken, on the schedule `deadline + k * interval`. `None`
+    /// (or zero) fires once per arming.
     pub trigger_interval: Option<Duration>,
 }
 
@@ -186,14 +187,17 @@ impl SendCore {
             });
         }
         // B04: the first put that did not trigger arms the timer; later puts do not
-        // push the deadline back.
+        // push the deadline back. A put that finds nothing untaken is the first of
+        // a new batch: a deadline still set from an earlier one (an interval the
+        // driver has not yet seen stop) does not apply to it.
         let mut armed = None;
+        let first = seq == self.visible;
         if let Some(after) = self.cfg.trigger_time
-            && self.deadline.is_none()
+            && (self.deadline.is_none() || first)
         {
-            let at = now + after;
-            self.deadline = Some(at);
-            armed = Some(at);
+            // A deadline beyond what `Instant` can hold never comes.
+            self.deadline = now.checked_add(after);
+            armed = self.deadline;
         }
         Ok(PutOutcome {
             seq,
@@ -229,23 +233,25 @@ impl SendCore {
     /// Drives the time trigger (B04). Returns what to publish and the next deadline
     /// (re-armed by `interval` while messages are untaken).
     pub fn handle_timeout(&mut self, now: Instant) -> (Publish, Option<Instant>) {
-        match self.deadline {
-            Some(at) if at <= now => {}
+        let at = match self.deadline {
+            Some(at) if at <= now => at,
             _ => return (Publish::None, self.deadline),
-        }
+        };
         let p = self.trigger();
         if let Some(every) = self.cfg.trigger_interval
+            && !every.is_zero()
             && self.cfg.trigger_time.is_some()
             && self.next > self.taken
         {
-            self.deadline = Some(now + every);
+            self.deadline = next_period(at, every, now);
         }
         (p, self.deadline)
     }
 
     /// Cumulative acknowledgement: the receiver has taken every message below
     /// `upto`. Values at or below the current one are ignored; values above
-    /// `visible` are a protocol violation and are refused.
+    /// `visible` are a protocol violation and are refused. Once everything put is
+    /// taken, the time trigger is disarmed (an interval stops: nothing is pending).
     pub fn on_taken(&mut self, upto: u64) -> Result<(), AckError> {
         if upto > self.visible {
             return Err(AckError::Ahead {
@@ -255,6 +261,10 @@ impl SendCore {
         }
         if upto > self.taken {
             self.taken = upto;
+        }
+        if self.taken == self.next {
+            // Nothing untaken: no time trigger or interval has anything to do.
+            self.deadline = None;
         }
         Ok(())
     }
@@ -283,6 +293,17 @@ impl SendCore {
         self.deadline = None;
         r
     }
+}
+
+/// The first point of the periodic schedule `at + k * every` (k >= 1) later than
+/// `now`: a driver that handles a deadline late keeps the period instead of
+/// drifting, and skips the periods it missed instead of firing for each. `None`
+/// when that point is beyond what `Instant` can hold (it never comes).
+fn next_period(at: Instant, every: Duration, now: Instant) -> Option<Instant> {
+    let step = every.as_nanos();
+    let periods = now.saturating_duration_since(at).as_nanos() / step + 1;
+    let offset = u64::try_from(periods * step).ok()?;
+    at.checked_add(Duration::from_nanos(offset))
 }
 
 /// An acknowledgement that names messages that were never published or taken.
