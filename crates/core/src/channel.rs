@@ -72,14 +72,15 @@ impl<K: Clone + PartialEq> ChannelCore<K> {
     }
 
     /// A connection triggered (B06, B13). Queues it behind the connections that
-    /// triggered before it and decides between waking a getter and the event.
+    /// triggered before it and decides between waking a getter and the event. A
+    /// connection already queued keeps its place and its batch was already
+    /// announced (when it was queued, or by the get that left it queued):
+    /// [`Wake::Nothing`].
     pub fn on_trigger(&mut self, key: K) -> Wake {
-        if self.destroyed {
+        if self.destroyed || self.ready.contains(&key) {
             return Wake::Nothing;
         }
-        if !self.ready.contains(&key) {
-            self.ready.push_back(key);
-        }
+        self.ready.push_back(key);
         self.decide()
     }
 
@@ -147,6 +148,14 @@ impl<K: Clone + PartialEq> ChannelCore<K> {
             if count == n {
                 self.ready.pop_front();
             }
+        }
+        // Connections at the head with nothing visible (their batch went away)
+        // leave now, so that they are not announced to anyone.
+        while let Some(key) = self.ready.front() {
+            if visible(key) > 0 {
+                break;
+            }
+            self.ready.pop_front();
         }
         let wake = if self.ready.is_empty() {
             Wake::Nothing
