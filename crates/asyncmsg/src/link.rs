@@ -246,6 +246,10 @@ impl ConnShared {
             let default = match &cached {
                 Some((g, cb)) if *g == item.generation => cb.clone(),
                 _ => {
+                    // Completions run in put order and generations only grow
+                    // with it, so every message of an older generation has
+                    // been called back (or withdrawn with its callback).
+                    self.prune_callbacks(item.generation);
                     let cb = self.callback_of(item.generation);
                     cached = Some((item.generation, cb.clone()));
                     cb
@@ -262,15 +266,24 @@ impl ConnShared {
         }
     }
 
+    /// The default callback of messages put under `generation`. Looking it up
+    /// prunes nothing: messages of older generations may still be in flight
+    /// (held by the receiver), see [`Self::prune_callbacks`].
     pub(crate) fn callback_of(&self, generation: u32) -> Option<Callback> {
-        let mut cbs = lock(&self.callbacks);
-        while cbs.list.len() > 1 && cbs.list[0].0 < generation {
-            cbs.list.pop_front();
-        }
+        let cbs = lock(&self.callbacks);
         cbs.list
             .iter()
             .find(|(g, _)| *g == generation)
             .and_then(|(_, cb)| cb.clone())
+    }
+
+    /// Forgets the default callbacks of generations older than `generation`
+    /// (keeping the newest), once no message of theirs can complete any more.
+    fn prune_callbacks(&self, generation: u32) {
+        let mut cbs = lock(&self.callbacks);
+        while cbs.list.len() > 1 && cbs.list[0].0 < generation {
+            cbs.list.pop_front();
+        }
     }
 
     /// Ends the link: the untaken messages are withdrawn and returned with their
