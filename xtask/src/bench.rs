@@ -1,0 +1,194 @@
+//! `cargo xtask bench`: the in-process throughput matrix, run through the same
+//! harness as the criterion benches (`asyncmsg_bench`).
+//!
+//! Cells run interleaved, round by round, so that a machine that slows down
+//! for a while slows every cell alike; ratios are taken per round (paired) and
+//! summarised as median and min–max.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use asyncmsg_bench::{Cell, TARGETS, run_retrying};
+
+use crate::report::{CellResult, Meta, RatioResult, Results};
+
+/// Stalled runs retried per run before giving up.
+const RETRIES: u32 = 5;
+
+/// What `cargo xtask bench` was asked to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) quick: bool,
+    pub(crate) runs: usize,
+    pub(crate) messages: u64,
+}
+
+impl Options {
+    pub(crate) fn parse(args: &[String]) -> Result<Options> {
+        let quick = args.iter().any(|a| a == "--quick");
+        let mut opts = Options {
+            quick,
+            runs: if quick { 5 } else { 7 },
+            messages: if quick { 500_000 } else { 2_000_000 },
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--quick" => {}
+                "--runs" => opts.runs = value(&mut it, "--runs")?,
+                "--messages" => opts.messages = value(&mut it, "--messages")?,
+                other => bail!("unknown option {other:?} for bench"),
+            }
+        }
+        if opts.runs < 5 {
+            bail!("--runs must be at least 5 (medians of fewer runs mean little here)");
+        }
+        if opts.messages == 0 {
+            bail!("--messages must be at least 1");
+        }
+        Ok(opts)
+    }
+}
+
+fn value<T: std::str::FromStr>(it: &mut std::slice::Iter<'_, String>, name: &str) -> Result<T> {
+    let v = it.next().with_context(|| format!("{name} needs a value"))?;
+    v.replace('_', "")
+        .parse()
+        .ok()
+        .with_context(|| format!("{name}: {v:?} is not a number"))
+}
+
+/// A one-line progress display on stderr.
+struct Progress {
+    total: usize,
+    done: usize,
+    started: Instant,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress {
+            total,
+            done: 0,
+            started: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Shows `what` as the step now running.
+    fn show(&self, what: &str) {
+        let elapsed = self.started.elapsed();
+        let left = if self.done == 0 {
+            "?".to_string()
+        } else {
+            let per = elapsed.as_secs_f64() / self.done as f64;
+            format!("~{:.0}s", per * (self.total - self.done) as f64)
+        };
+        let line = format!(
+            "[{:>3}/{}] {what} | {:.0}s elapsed, {left} left",
+            self.done + 1,
+            self.total,
+            elapsed.as_secs_f64()
+        );
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[K{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    fn step_done(&mut self) {
+        self.done += 1;
+    }
+
+    fn finish(&self) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[K");
+        }
+        let _ = writeln!(
+            err,
+            "bench: {} steps in {:.1}s",
+            self.total,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
+    let cells = Cell::ALL;
+    let n = opts.messages;
+    let warmup = (n / 10).max(1_000);
+    let mut progress = Progress::new(cells.len() * (opts.runs + 1));
+    let mut rates: HashMap<Cell, Vec<f64>> = HashMap::new();
+    let mut stalls: HashMap<Cell, u32> = HashMap::new();
+
+    for &cell in &cells {
+        progress.show(&format!("warm-up {}", cell.name()));
+        let (_, s) = run_retrying(cell, warmup, RETRIES)
+            .with_context(|| format!("warm-up of {}", cell.name()))?;
+        *stalls.entry(cell).or_default() += s;
+        progress.step_done();
+    }
+    for round in 1..=opts.runs {
+        for &cell in &cells {
+            progress.show(&format!(
+                "round {round}/{} {} ({n} messages)",
+                opts.runs,
+                cell.name()
+            ));
+            let (took, s) = run_retrying(cell, n, RETRIES)
+                .with_context(|| format!("{} in round {round}", cell.name()))?;
+            *stalls.entry(cell).or_default() += s;
+            rates
+                .entry(cell)
+                .or_default()
+                .push(n as f64 / took.max(Duration::from_nanos(1)).as_secs_f64());
+            progress.step_done();
+        }
+    }
+    progress.finish();
+
+    let cell_results: Vec<CellResult> = cells
+        .iter()
+        .map(|&c| CellResult::new(c, rates[&c].clone(), stalls[&c]))
+        .collect();
+    let mut ratios = Vec::new();
+    for &num in cells.iter().filter(|c| c.is_asyncmsg()) {
+        for &den in cells.iter().filter(|c| !c.is_asyncmsg()) {
+            let paired: Vec<f64> = rates[&num]
+                .iter()
+                .zip(&rates[&den])
+                .map(|(a, b)| a / b)
+                .collect();
+            let target = TARGETS
+                .iter()
+                .find(|t| t.numerator == num && t.denominator == den)
+                .map(|t| t.target);
+            ratios.push(RatioResult::new(num, den, paired, target));
+        }
+    }
+    let results = Results {
+        meta: Meta::collect(root, opts),
+        cells: cell_results,
+        ratios,
+    };
+
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = dir.join("results.json");
+    std::fs::write(&json, results.to_json_string())
+        .with_context(|| format!("writing {}", json.display()))?;
+    let md = results.markdown();
+    let report = dir.join("REPORT.md");
+    std::fs::write(&report, &md).with_context(|| format!("writing {}", report.display()))?;
+    print!("{md}");
+    eprintln!("wrote {} and {}", json.display(), report.display());
+    Ok(())
+}
