@@ -603,8 +603,34 @@ impl Channel {
     /// with [`ErrorKind::Destroyed`](crate::ErrorKind::Destroyed) on their
     /// senders' delivery threads; later puts and flushes fail. Dropping the channel
     /// does the same.
-    pub fn destroy(self) {
-        drop(self)
+    ///
+    /// It takes `&self`, so a channel shared between threads (an `Arc<Channel>`)
+    /// can be destroyed while others wait in `get`; destroying twice does nothing.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// chan.destroy();
+    /// assert_eq!(chan.get().unwrap_err(), GetError::Destroyed);
+    /// ```
+    pub fn destroy(&self) {
+        let shared = &self.shared;
+        if shared.destroyed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let conns = {
+            let mut st = lock(&shared.state);
+            st.core.destroy();
+            std::mem::take(&mut st.conns)
+        };
+        shared.getters.notify(usize::MAX);
+        registry::remove(shared);
+        for conn in conns.iter().filter_map(|w| w.upgrade()) {
+            conn.queued.store(false, Ordering::SeqCst);
+            let failed = conn.close(asyncmsg_core::ErrorKind::Destroyed);
+            crate::node::queue_failed(conn.delivery(), failed);
+        }
     }
 }
 
@@ -635,19 +661,6 @@ impl Drop for WaitGuard<'_> {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        let shared = &self.shared;
-        shared.destroyed.store(true, Ordering::Release);
-        let conns = {
-            let mut st = lock(&shared.state);
-            st.core.destroy();
-            std::mem::take(&mut st.conns)
-        };
-        shared.getters.notify(usize::MAX);
-        registry::remove(shared);
-        for conn in conns.iter().filter_map(|w| w.upgrade()) {
-            conn.queued.store(false, Ordering::SeqCst);
-            let failed = conn.close(asyncmsg_core::ErrorKind::Destroyed);
-            crate::node::queue_failed(conn.delivery(), failed);
-        }
+        self.destroy();
     }
 }

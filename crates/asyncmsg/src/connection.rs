@@ -480,6 +480,12 @@ impl Connection {
                 requested: attr.max_buffers,
             });
         }
+        if attr.trigger_count > current {
+            return Err(AttrError::TriggerUnreachable {
+                trigger_count: attr.trigger_count,
+                max_buffers: current,
+            });
+        }
         let cfg = attr.send_config();
         st.core
             .set_triggers(cfg.trigger_count, cfg.trigger_time, cfg.trigger_interval);
@@ -524,13 +530,21 @@ impl Connection {
     /// receiver holds are called back `Ok` when it lets them go; threads blocked in
     /// put or flush wake with a detached error. Dropping the connection does the
     /// same.
-    pub fn detach(self) {
-        drop(self)
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
+    ///
+    /// It takes `&self`, so a connection shared between threads (an
+    /// `Arc<Connection>`) can be detached while others are blocked in it; detaching
+    /// twice does nothing.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default().trigger_count(0)).unwrap();
+    /// conn.put_with("never taken", 1, |d| assert_eq!(d.result, Err(ErrorKind::Detached))).unwrap();
+    /// conn.detach();
+    /// assert_eq!(conn.put("late", 2).unwrap_err().kind(), ErrorKind::Detached);
+    /// ```
+    pub fn detach(&self) {
         let c = &self.shared;
         {
             let mut st = lock(&c.chan.state);
@@ -542,6 +556,12 @@ impl Drop for Connection {
         for f in c.close(ErrorKind::Detached) {
             f.call();
         }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.detach();
     }
 }
 

@@ -189,8 +189,11 @@ impl ConnShared {
                 return None;
             }
             self.refresh(&mut st);
+            // Only a due deadline re-arms: a deadline still ahead already has its
+            // own timer entry (armed by the put or the re-arm that set it).
+            let due = st.core.poll_timeout().is_some_and(|at| at <= now);
             let (p, next) = st.core.handle_timeout(now);
-            (self.publish_locked(p), next)
+            (self.publish_locked(p), next.filter(|_| due))
         };
         if announce {
             self.announce();

@@ -1,11 +1,9 @@
 //! B14–B17: detach, destroy, bad arguments, attribute changes, send buffers.
 //!
-//! Two parts of B14/B15 need no test here because the API makes them
-//! impossible: [`Connection::detach`](asyncmsg::Connection::detach) and
-//! [`Channel::destroy`](asyncmsg::Channel::destroy) consume the handle, so no
-//! thread can be blocked in a put or flush on a connection being detached, nor
-//! in a get on a channel being destroyed. (Blocked puts and flushes on a
-//! connection whose *channel* is destroyed can happen, and are tested.)
+//! [`Connection::detach`](asyncmsg::Connection::detach) and
+//! [`Channel::destroy`](asyncmsg::Channel::destroy) take `&self`, so a handle
+//! shared between threads can be detached or destroyed while other threads
+//! are blocked in it; those threads wake with the matching error.
 
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -161,6 +159,74 @@ pub fn b15_destroy_fails_pending_and_later_calls<H: Harness>() {
     expect_no_call(&calls);
 }
 
+/// B14: threads blocked in put (connection full) or in a waiting flush on the
+/// connection wake with a detached error when another thread detaches it.
+pub fn b14_detach_wakes_blocked_put_and_flush<H: Harness>() {
+    let h = H::setup();
+    let chan = h.channel(ChannelConfig::default());
+    let (cb, calls) = recorder();
+    let conn = Arc::new(
+        h.connect(
+            &chan,
+            ConnectionAttr::default()
+                .max_buffers(1)
+                .trigger_count(0)
+                .no_trigger_time()
+                .on_delivered(cb),
+        ),
+    );
+    conn.put(msg(0), 0).unwrap();
+    let c = Arc::clone(&conn);
+    let put = spawn_detached(move || match c.put(msg(1), 1) {
+        Err(PutError::Detached(buf)) => Ok(buf.into_vec()),
+        other => Err(format!("{other:?}")),
+    });
+    let c = Arc::clone(&conn);
+    let flush = spawn_detached(move || c.flush(Flush::Wait));
+    assert!(put.recv_timeout(QUIET).is_err(), "the put did not block");
+    assert!(flush.recv_timeout(QUIET).is_err(), "the flush did not wait");
+
+    conn.detach();
+    let r = put
+        .recv_timeout(WAIT)
+        .expect("the blocked put did not wake");
+    assert_eq!(
+        r,
+        Ok(b"m1".to_vec()),
+        "put wakes with detached and the message"
+    );
+    let r = flush
+        .recv_timeout(WAIT)
+        .expect("the waiting flush did not wake");
+    assert_eq!(r, Err(FlushError::Detached));
+    assert_eq!(
+        outcomes(&expect_calls(&calls, 1)),
+        [(0, Err(ErrorKind::Detached))]
+    );
+    drop(chan);
+}
+
+/// B15: getters waiting on a channel wake with a destroyed error when another
+/// thread destroys it.
+pub fn b15_destroy_wakes_waiting_getters<H: Harness>() {
+    let h = H::setup();
+    let chan = Arc::new(h.channel(ChannelConfig::default()));
+    let getters: Vec<_> = (0..2)
+        .map(|_| {
+            let c = Arc::clone(&chan);
+            spawn_detached(move || c.get().map(|b| b.len()))
+        })
+        .collect();
+    for g in &getters {
+        assert!(g.recv_timeout(QUIET).is_err(), "the get did not wait");
+    }
+    chan.destroy();
+    for g in getters {
+        let r = g.recv_timeout(WAIT).expect("the waiting get did not wake");
+        assert_eq!(r, Err(GetError::Destroyed));
+    }
+}
+
 /// B15: threads blocked in put (connection full) or in a waiting flush on a
 /// connection to the channel wake with a destroyed error when it is destroyed.
 pub fn b15_destroy_wakes_blocked_put_and_flush<H: Harness>() {
@@ -236,6 +302,15 @@ pub fn b16_bad_handles_and_arguments_are_typed_errors<H: Harness>() {
             assert_eq!(e.kind(), ErrorKind::InvalidArgument)
         }
         other => panic!("zero connection buffers: {other:?}"),
+    }
+    match h.sender().connect(
+        h.target(&chan),
+        ConnectionAttr::default().max_buffers(2).trigger_count(3),
+    ) {
+        Err(e @ ConnectError::InvalidArgument(_)) => {
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument)
+        }
+        other => panic!("count trigger that can never fire: {other:?}"),
     }
 
     let unknown = unique_name("unknown");
