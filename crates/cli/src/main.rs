@@ -1,1 +1,43 @@
-fn main() {}
+//! `asyncmsg`: the command-line tool of the asyncmsg project.
+//!
+//! One subcommand per job: `demo` runs a self-contained tour and throughput
+//! measurement. Each subcommand lives in its own module with its own clap
+//! arguments struct, so adding one (`serve`, `send`, `names`, …) is a module
+//! and a [`Command`] variant.
+
+mod demo;
+mod hop;
+
+use clap::{Parser, Subcommand};
+
+/// QNX Neutrino-style asynchronous messaging on Linux.
+#[derive(Debug, Parser)]
+#[command(name = "asyncmsg", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a receiver and sender threads over each transport: shows a few
+    /// messages with their info and delivery callbacks, then measures throughput.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Demo(args) => demo::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,103 @@
+//! A few messages from a few sender threads to one receiver, each shown with
+//! its message info and its delivery callback.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use asyncmsg::{ChannelConfig, ConnectionAttr, Node};
+
+use super::PATIENCE;
+use crate::hop::Hop;
+
+const SENDERS: u64 = 3;
+const PER_SENDER: u64 = 2;
+
+/// Runs the tour over `hop`.
+pub fn run(node: &Node, hop: Hop) -> anyhow::Result<()> {
+    let total = (SENDERS * PER_SENDER) as usize;
+    println!(
+        "\n{}: {SENDERS} sender threads put {PER_SENDER} messages each; one receiver gets them",
+        hop.label()
+    );
+    let chan = node.create_channel(ChannelConfig::default().buffer_size(256).max_buffers(8))?;
+    let name = format!("asyncmsg-demo-tour-{}-{}", hop.label(), chan.chid());
+    let address = hop.expose(&chan, &name)?;
+
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::scope(|s| -> anyhow::Result<()> {
+        let mut senders = Vec::new();
+        for sender in 1..=SENDERS {
+            let done_tx = done_tx.clone();
+            let conn = node.connect(
+                address.as_str(),
+                ConnectionAttr::default()
+                    .max_buffers(4)
+                    .trigger_count(1)
+                    .on_delivered(move |d| {
+                        println!(
+                            "  delivered  coid {} seq {} handle {}: {}, {} B buffer back",
+                            d.coid,
+                            d.seq,
+                            d.handle,
+                            match d.result {
+                                Ok(()) => "ok".to_owned(),
+                                Err(e) => format!("FAILED ({e})"),
+                            },
+                            d.buf.len()
+                        );
+                        let _ = done_tx.send(d.result);
+                    }),
+            )?;
+            senders.push(s.spawn(move || -> anyhow::Result<()> {
+                for i in 0..PER_SENDER {
+                    let text = format!("hello #{i} from sender {sender}");
+                    conn.put(text, sender * 100 + i)?;
+                }
+                // Keep the connection until its messages are taken: dropping it
+                // would detach it and call the untaken ones back as failed.
+                conn.flush(asyncmsg::Flush::WaitFor(PATIENCE))?;
+                Ok(())
+            }));
+        }
+
+        let mut got = 0;
+        let deadline = Instant::now() + PATIENCE;
+        while got < total {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let batch = chan
+                .get_timeout(left)
+                .with_context(|| format!("received {got} of {total} messages"))?;
+            for msg in &batch {
+                let i = msg.info();
+                println!(
+                    "  received   coid {} seq {} pid {} chid {} {} B: {:?}",
+                    i.coid,
+                    i.seq,
+                    i.pid,
+                    i.chid,
+                    i.msglen,
+                    msg.text()
+                );
+            }
+            got += batch.len();
+        } // each batch is dropped here: its messages go back to their senders
+        for s in senders {
+            match s.join() {
+                Ok(r) => r?,
+                Err(_) => bail!("a sender thread panicked"),
+            }
+        }
+        Ok(())
+    })?;
+
+    for n in 0..total {
+        let result = done_rx
+            .recv_timeout(PATIENCE)
+            .with_context(|| format!("only {n} of {total} delivery callbacks ran"))?;
+        ensure!(result.is_ok(), "a message was not delivered: {result:?}");
+    }
+    println!("  {total} messages received, {total} delivery callbacks ok");
+    Ok(())
+}

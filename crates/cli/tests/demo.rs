@@ -1,0 +1,169 @@
+//! Runs the built `asyncmsg` binary and checks what `demo` prints.
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `asyncmsg ARGS`, killing it if it takes longer than `limit`.
+fn asyncmsg(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_asyncmsg"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start asyncmsg");
+    // Drain both pipes on their own threads so a chatty child cannot block.
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for asyncmsg") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "asyncmsg {args:?} ran longer than {limit:?}; stdout so far:\n{}",
+                String::from_utf8_lossy(&out.join().unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Parses `HOP: N messages in S s = R M msg/s, all delivered in order`.
+fn throughput_line<'a>(stdout: &'a str, hop: &str) -> (&'a str, u64) {
+    let prefix = format!("{hop}: ");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&prefix) && l.ends_with(", all delivered in order"))
+        .unwrap_or_else(|| panic!("no {hop} throughput line in:\n{stdout}"));
+    let count = line[prefix.len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no message count in {line:?}"));
+    assert!(line.contains(" M msg/s"), "{line:?}");
+    (line, count)
+}
+
+#[test]
+fn demo_tours_and_measures_inproc() {
+    let o = asyncmsg(&["demo", "--count", "20000"], Duration::from_secs(60));
+    let (stdout, stderr) = text(&o);
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        o.status
+    );
+
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with("asyncmsg demo: pid "), "{first:?}");
+    let pid: u32 = first["asyncmsg demo: pid ".len()..]
+        .trim()
+        .parse()
+        .expect("a pid");
+
+    // The tour: six messages, each with its info, and six callbacks.
+    let received: Vec<_> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("received "))
+        .collect();
+    assert_eq!(received.len(), 6, "{stdout}");
+    for line in &received {
+        assert!(line.contains(&format!(" pid {pid} ")), "{line:?}");
+        assert!(
+            line.contains(" coid ") && line.contains(" seq "),
+            "{line:?}"
+        );
+    }
+    let delivered: Vec<_> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("delivered "))
+        .collect();
+    assert_eq!(delivered.len(), 6, "{stdout}");
+    assert!(delivered.iter().all(|l| l.contains(": ok,")), "{stdout}");
+    assert!(
+        stdout.contains("6 messages received, 6 delivery callbacks ok"),
+        "{stdout}"
+    );
+
+    let (_, count) = throughput_line(&stdout, "inproc");
+    assert_eq!(count, 20_000);
+}
+
+#[test]
+fn demo_with_odd_batches_and_a_small_window() {
+    // A count that does not divide among the senders, a trigger that does not
+    // divide the count (the last batch goes by flush) and a window smaller than
+    // a get: every path of the run, still checked for order and completeness.
+    let o = asyncmsg(
+        &[
+            "demo",
+            "--no-tour",
+            "--count",
+            "10007",
+            "--senders",
+            "3",
+            "--trigger",
+            "7",
+            "--window",
+            "16",
+            "--size",
+            "12",
+        ],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        o.status
+    );
+    assert!(
+        !stdout.contains("received "),
+        "--no-tour still toured:\n{stdout}"
+    );
+    let (_, count) = throughput_line(&stdout, "inproc");
+    assert_eq!(count, 10_007);
+}
+
+#[test]
+fn demo_refuses_bad_arguments() {
+    let o = asyncmsg(&["demo", "--size", "4"], Duration::from_secs(30));
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--size"), "{stderr}");
+}
+
+#[test]
+fn help_lists_the_demo() {
+    let o = asyncmsg(&["--help"], Duration::from_secs(30));
+    let (stdout, _) = text(&o);
+    assert!(o.status.success());
+    assert!(stdout.contains("demo"), "{stdout}");
+}
