@@ -199,6 +199,11 @@ impl Connection {
                 "max_buffers must be at least 1",
             ));
         }
+        if attr.trigger_count > attr.max_buffers {
+            return Err(ConnectError::InvalidArgument(
+                "trigger_count above max_buffers can never fire",
+            ));
+        }
         let shared = Arc::new(ConnShared::new(
             NEXT_COID.fetch_add(1, Ordering::Relaxed),
             attr.nonblocking,
