@@ -96,7 +96,9 @@ impl ConnectionAttr {
         self.max_buffers = n;
         self
     }
-    /// Count trigger (QNX `trigger_num_msg`); 0 turns it off.
+    /// Count trigger (QNX `trigger_num_msg`); 0 turns it off. A count above
+    /// `max_buffers` can never be reached and so acts as 0: only the time trigger
+    /// and flush make messages visible.
     pub fn trigger_count(mut self, n: u32) -> Self {
         self.trigger_count = n;
         self
@@ -197,11 +199,6 @@ impl Connection {
         if attr.max_buffers == 0 {
             return Err(ConnectError::InvalidArgument(
                 "max_buffers must be at least 1",
-            ));
-        }
-        if attr.trigger_count > attr.max_buffers {
-            return Err(ConnectError::InvalidArgument(
-                "trigger_count above max_buffers can never fire",
             ));
         }
         let shared = Arc::new(ConnShared::new(
@@ -483,12 +480,6 @@ impl Connection {
             return Err(AttrError::MaxBuffersFixed {
                 current,
                 requested: attr.max_buffers,
-            });
-        }
-        if attr.trigger_count > current {
-            return Err(AttrError::TriggerUnreachable {
-                trigger_count: attr.trigger_count,
-                max_buffers: current,
             });
         }
         let cfg = attr.send_config();

@@ -218,16 +218,6 @@ pub enum AttrError {
         /// The value asked for.
         requested: u32,
     },
-    /// A count trigger above `max_buffers` could never fire. QNX `EINVAL`.
-    #[error(
-        "trigger_count {trigger_count} is above max_buffers {max_buffers} and could never fire"
-    )]
-    TriggerUnreachable {
-        /// The count asked for.
-        trigger_count: u32,
-        /// The connection's `max_buffers`.
-        max_buffers: u32,
-    },
     /// The connection was detached. QNX `EBADF`.
     #[error("connection detached")]
     Detached,
@@ -237,9 +227,7 @@ impl AttrError {
     /// The reason, for matching and errno mapping.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            AttrError::MaxBuffersFixed { .. } | AttrError::TriggerUnreachable { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            AttrError::MaxBuffersFixed { .. } => ErrorKind::InvalidArgument,
             AttrError::Detached => ErrorKind::Detached,
         }
     }
