@@ -371,9 +371,17 @@ impl ChanShared {
         st: &mut ChanState,
         out: &mut Vec<crate::channel::Message>,
     ) -> Wake {
-        let (plan, mut wake) = st
-            .core
-            .plan_get(|k| k.0.visible.load(Ordering::Acquire) - k.0.taken.load(Ordering::Relaxed));
+        // Connections that left the queue with nothing visible (their batch was
+        // taken by an earlier get after they re-queued) must drop their `queued`
+        // flag too, or no later trigger would announce them.
+        let mut emptied: Vec<Arc<ConnShared>> = Vec::new();
+        let (plan, mut wake) = st.core.plan_get(|k| {
+            let n = k.0.visible.load(Ordering::Acquire) - k.0.taken.load(Ordering::Relaxed);
+            if n == 0 {
+                emptied.push(k.0.clone());
+            }
+            n
+        });
         for take in plan {
             let conn = take.key.0;
             let start = conn.taken.load(Ordering::Relaxed);
@@ -404,20 +412,25 @@ impl ChanShared {
             if conn.sender_waiters.load(Ordering::SeqCst) > 0 {
                 conn.sender_event.notify(usize::MAX);
             }
-            // Drained: leave the queue; a put that extended the batch meanwhile
-            // (B05) is picked up here or announces itself (see publish_locked).
-            if !st.core.ready().any(|k| Arc::ptr_eq(&k.0, &conn)) {
-                conn.queued.store(false, Ordering::SeqCst);
-                if conn.visible.load(Ordering::SeqCst) > end
-                    && !conn.queued.swap(true, Ordering::SeqCst)
-                {
-                    match st.core.on_trigger(ConnKey(conn.clone())) {
-                        Wake::Getter => {
-                            self.getters.notify_additional(1);
-                        }
-                        Wake::Event if wake == Wake::Nothing => wake = Wake::Event,
-                        _ => {}
+            emptied.push(conn);
+        }
+        // Every connection that left the queue clears its flag, then looks again:
+        // a put that extended its batch meanwhile (B05) is picked up here, or it
+        // saw the flag clear and announces itself (see `publish_locked`).
+        for conn in emptied {
+            if st.core.ready().any(|k| Arc::ptr_eq(&k.0, &conn)) {
+                continue;
+            }
+            conn.queued.store(false, Ordering::SeqCst);
+            if conn.visible.load(Ordering::SeqCst) > conn.taken.load(Ordering::SeqCst)
+                && !conn.queued.swap(true, Ordering::SeqCst)
+            {
+                match st.core.on_trigger(ConnKey(conn.clone())) {
+                    Wake::Getter => {
+                        self.getters.notify_additional(1);
                     }
+                    Wake::Event if wake == Wake::Nothing => wake = Wake::Event,
+                    _ => {}
                 }
             }
         }
