@@ -161,6 +161,17 @@ fn demo_refuses_bad_arguments() {
 }
 
 #[test]
+fn demo_refuses_a_trigger_above_the_window() {
+    let o = asyncmsg(
+        &["demo", "--no-tour", "--trigger", "64", "--window", "32"],
+        Duration::from_secs(30),
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could never fire"), "{stderr}");
+}
+
+#[test]
 fn help_lists_the_demo() {
     let o = asyncmsg(&["--help"], Duration::from_secs(30));
     let (stdout, _) = text(&o);

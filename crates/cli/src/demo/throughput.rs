@@ -136,6 +136,14 @@ struct Sending {
 /// Runs the throughput measurement over `hop`.
 pub fn run(node: &Node, hop: Hop, s: &Settings) -> anyhow::Result<Report> {
     ensure!(s.size >= HEADER, "messages need at least {HEADER} bytes");
+    // A count trigger above max_buffers acts as no count trigger (as in QNX):
+    // the run would fill its window and never make a batch visible.
+    ensure!(
+        s.trigger <= s.window,
+        "--trigger {} is above --window {}: the count trigger could never fire",
+        s.trigger,
+        s.window
+    );
     println!(
         "\n{}: {} messages of {} B from {} sender thread(s), trigger {}, window {}",
         hop.label(),
