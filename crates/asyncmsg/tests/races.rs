@@ -95,6 +95,12 @@ fn b06_b13_four_senders_small_gets_short() {
 fn stress_triggers_and_gets() {
     for round in 0..200 {
         let trigger = [1, 3, 16, 64][round % 4];
-        run(1 + round % 4, 50_000, trigger, 128, [1, 7, 64, 1024][round % 4]);
+        run(
+            1 + round % 4,
+            50_000,
+            trigger,
+            128,
+            [1, 7, 64, 1024][round % 4],
+        );
     }
 }
