@@ -56,10 +56,11 @@ pub const GET_STALL: Duration = Duration::from_secs(2);
 /// the sender had messages in flight: a trigger was lost.
 ///
 /// Harness callers may retry such a run and must count how often it happened.
-/// (Seen with asyncmsg at the time of writing: a put that publishes a batch a
-/// concurrent get has already drained re-queues the connection with nothing
-/// visible; the get that pops it does not clear the connection's `queued` flag,
-/// so no later trigger announces anything and the connection is dead.)
+/// This guards against a regression of a bug this harness found (every few
+/// million messages, a put publishing a batch that a concurrent get had already
+/// drained re-queued the connection with nothing visible; the get that dropped
+/// it left its `queued` flag set, so no later trigger announced anything). A
+/// stalled run must not hang the benchmark, and it is reported, not hidden.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stalled {
     /// Messages received before the stall.
