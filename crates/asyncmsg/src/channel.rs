@@ -235,16 +235,14 @@ pub struct Message {
     item: Option<Item>,
     seq: u64,
     conn: Arc<ConnShared>,
-    info: MsgInfo,
 }
 
 impl Message {
-    pub(crate) fn new(item: Item, seq: u64, conn: Arc<ConnShared>, info: MsgInfo) -> Self {
+    pub(crate) fn new(item: Item, seq: u64, conn: Arc<ConnShared>) -> Self {
         Message {
             item: Some(item),
             seq,
             conn,
-            info,
         }
     }
 
@@ -264,8 +262,20 @@ impl Message {
     }
 
     /// Sender, channel, lengths and sequence number.
-    pub fn info(&self) -> &MsgInfo {
-        &self.info
+    pub fn info(&self) -> MsgInfo {
+        let len = self.len();
+        MsgInfo {
+            nd: 0,
+            pid: self.conn.pid,
+            tid: 0,
+            chid: self.conn.chan.chid,
+            scoid: self.conn.coid,
+            coid: self.conn.coid,
+            msglen: len,
+            srcmsglen: len,
+            seq: self.seq,
+            redelivered: false,
+        }
     }
 
     /// The message as UTF-8 text, lossily.
@@ -277,7 +287,7 @@ impl Message {
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Message")
-            .field("info", &self.info)
+            .field("info", &self.info())
             .field("len", &self.len())
             .finish()
     }

@@ -335,16 +335,17 @@ impl Connection {
             }
             c.refresh(&mut st);
             if !st.core.is_full() {
-                let out = match st.core.put(Instant::now()) {
+                let out = match st.core.put_at(Instant::now) {
                     Ok(out) => out,
                     Err(_) => return Err(PutError::WouldBlock(item.buf)),
                 };
                 item.generation = st.generation;
-                if let Err(back) = c.ring.put(out.seq, item) {
-                    // Cannot happen while the core's accounting holds; refuse
-                    // rather than overwrite.
-                    return Err(PutError::WouldBlock(back.buf));
-                }
+                // SAFETY: the core accepted the put, so `out.seq - completed` is
+                // below the ring's capacity: the slot's previous message was
+                // completed, as `refresh` read (acquire) from `completed` just
+                // now; the `send` lock makes this the only writer; the message is
+                // published to getters below, after the write.
+                unsafe { c.ring.write(out.seq, item) };
                 let announce = c.publish_locked(out.publish);
                 drop(st);
                 if let Some(at) = out.armed {
@@ -542,14 +543,16 @@ impl Connection {
     /// ```
     pub fn detach(&self) {
         let c = &self.shared;
-        {
+        let failed = {
+            // Withdrawing untaken messages excludes getters: under the channel lock.
             let mut st = lock(&c.chan.state);
             st.core.remove(&crate::link::ConnKey(c.clone()));
             st.conns
                 .retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(c)));
-        }
-        c.queued.store(false, Ordering::SeqCst);
-        for f in c.close(ErrorKind::Detached) {
+            c.queued.store(false, Ordering::SeqCst);
+            c.close(ErrorKind::Detached)
+        };
+        for f in failed {
             f.call();
         }
     }

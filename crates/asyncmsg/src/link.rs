@@ -17,7 +17,7 @@ use asyncmsg_inproc::SlotRing;
 use event_listener::Event;
 
 use crate::SendBuf;
-use crate::channel::{EventSink, MsgInfo};
+use crate::channel::EventSink;
 use crate::connection::{Callback, Delivery, OnceCallback};
 use crate::node::{DeliveryQueue, Job, NodeShared, Timers};
 
@@ -212,11 +212,9 @@ impl ConnShared {
     /// A received message was dropped: its item goes back to its slot and the
     /// delivery thread is told (once per batch of releases, not per message).
     pub(crate) fn release(self: &Arc<Self>, seq: u64, item: Item) {
-        if self.ring.give_back(seq, item).is_err() {
-            // The slot was withdrawn (cannot happen for a taken message); the
-            // item is dropped here rather than corrupting the ring.
-            return;
-        }
+        // SAFETY: `item` was taken from the slot of `seq` by a get and is given
+        // back once, by the `Message` that owned it.
+        unsafe { self.ring.give_back(seq, item) };
         fence(Ordering::SeqCst);
         if !self.delivery_pending.load(Ordering::Relaxed)
             && !self.delivery_pending.swap(true, Ordering::SeqCst)
@@ -232,7 +230,10 @@ impl ConnShared {
         fence(Ordering::SeqCst);
         let mut seq = self.completed.load(Ordering::Acquire);
         scratch.clear();
-        while let Some(item) = self.ring.complete(seq) {
+        // SAFETY: this runs only on the node's delivery thread, which completes
+        // each connection's slots in order; `complete` stops at the first slot not
+        // given back, so it never passes `taken`.
+        while let Some(item) = unsafe { self.ring.complete(seq) } {
             scratch.push((seq, item));
             seq += 1;
         }
@@ -303,8 +304,15 @@ impl ConnShared {
             self.refresh(&mut st);
             let range = st.core.fail_untaken();
             let stream = lock(&self.stream).clone();
+            // Nothing is visible any more: a get that still finds this connection
+            // queued takes nothing.
+            self.visible.store(range.end, Ordering::SeqCst);
+            self.taken.store(range.end, Ordering::SeqCst);
             for seq in range {
-                if let Some(item) = self.ring.withdraw(seq) {
+                // SAFETY: `seq` is written (below `next`) and untaken; the caller
+                // holds the channel lock or the channel is destroyed, so no get
+                // takes concurrently.
+                if let Some(item) = unsafe { self.ring.withdraw(seq) } {
                     out.push(Failed {
                         default: self.callback_of(item.generation),
                         delivery: Delivery {
@@ -387,25 +395,11 @@ impl ChanShared {
             let start = conn.taken.load(Ordering::Relaxed);
             let end = start + take.count;
             for seq in start..end {
-                if let Some(item) = conn.ring.take(seq) {
-                    let len = item.buf.len();
-                    out.push(crate::channel::Message::new(
-                        item,
-                        seq,
-                        conn.clone(),
-                        MsgInfo {
-                            nd: 0,
-                            pid: conn.pid,
-                            tid: 0,
-                            chid: self.chid,
-                            scoid: conn.coid,
-                            coid: conn.coid,
-                            msglen: len,
-                            srcmsglen: len,
-                            seq,
-                            redelivered: false,
-                        },
-                    ));
+                // SAFETY: `seq` is below `visible`, read with acquire in the plan;
+                // it is at or above `taken`, so not taken before; getters and
+                // withdrawals hold the channel lock, which the caller holds.
+                if let Some(item) = unsafe { conn.ring.take(seq) } {
+                    out.push(crate::channel::Message::new(item, seq, conn.clone()));
                 }
             }
             conn.taken.store(end, Ordering::SeqCst);

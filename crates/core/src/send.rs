@@ -161,6 +161,13 @@ impl SendCore {
 
     /// Accepts a message (B01–B05, B07).
     pub fn put(&mut self, now: Instant) -> Result<PutOutcome, PutRefused> {
+        self.put_at(|| now)
+    }
+
+    /// Like [`put`](Self::put), reading the clock only when the put arms the time
+    /// trigger: most puts of a busy connection never need the time, and reading
+    /// the clock can cost more than the rest of a put.
+    pub fn put_at(&mut self, now: impl FnOnce() -> Instant) -> Result<PutOutcome, PutRefused> {
         if self.is_full() {
             return Err(PutRefused::Full(self.cfg.max_buffers));
         }
@@ -196,7 +203,7 @@ impl SendCore {
             && (self.deadline.is_none() || first)
         {
             // A deadline beyond what `Instant` can hold never comes.
-            self.deadline = now.checked_add(after);
+            self.deadline = now().checked_add(after);
             armed = self.deadline;
         }
         Ok(PutOutcome {

@@ -8,22 +8,25 @@
 //!
 //! ## Contract
 //! A [`SlotRing`] has `capacity` slots, addressed by a per-connection sequence
-//! number (`seq % capacity`). Each slot cycles through four states, and only the
-//! party that moved it into its current state may touch its item:
+//! number (`seq % capacity`). A message's slot goes through four hands:
 //!
 //! ```text
-//!   Empty --put--> Filled --take--> Taken --give_back--> Released --complete--> Empty
+//!   free --write--> filled --take--> taken --give_back--> released --complete--> free
 //! ```
 //!
-//! Every transition is one compare-and-swap on the slot's state word followed by
-//! a release store, so misuse (a second put into a busy slot, a take of an empty
-//! slot) is refused with the item handed back, never undefined behaviour. The
-//! ring takes no lock and allocates nothing after construction; how many slots
-//! are visible, taken and completed is tracked by the driver with the counters
-//! of `asyncmsg_core::send::SendCore`.
+//! Who may touch a slot when is decided by the driver's counters (those of
+//! `asyncmsg_core::send::SendCore`: `next`, `visible`, `taken`, `completed`), not
+//! by per-slot read-modify-write operations: those would cost a locked
+//! instruction on a cache line another core owns, for every message. So the
+//! transitions are `unsafe fn`s whose contracts restate the counter protocol;
+//! only `give_back` → `complete` is signalled per slot, by one release store of
+//! the slot's flag, because receivers may let messages go in any order.
+//!
+//! The ring takes no lock and allocates nothing after construction. Items left
+//! in it are dropped with it.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use asyncmsg_core::transport::{Caps, Transport};
 
@@ -47,148 +50,116 @@ pub const CAPS: Caps = Caps {
     reliable: true,
 };
 
-const EMPTY: u8 = 0;
-const FILLED: u8 = 1;
-const TAKEN: u8 = 2;
-const RELEASED: u8 = 3;
-const BUSY: u8 = 4;
-
-/// The state of one slot, as seen by [`SlotRing::state`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlotState {
-    /// Free for a put.
-    Empty,
-    /// Holds a message put and not yet taken.
-    Filled,
-    /// Its message is in the receiver's hands.
-    Taken,
-    /// The receiver gave the message back; it waits for its delivery callback.
-    Released,
-    /// A transition is under way in another thread.
-    Busy,
-}
-
-#[repr(align(64))]
-struct Slot<T> {
-    state: AtomicU8,
-    item: UnsafeCell<Option<T>>,
-}
-
 /// A fixed ring of message slots shared by one connection's sender, its
 /// channel's getters, the receiver's message handles and the sender's delivery
 /// thread. See the crate documentation for the protocol.
 pub struct SlotRing<T> {
-    slots: Box<[Slot<T>]>,
+    items: Box<[UnsafeCell<Option<T>>]>,
+    released: Box<[AtomicBool]>,
 }
 
-// SAFETY: an item is only ever accessed by the thread that won the slot's
-// compare-and-swap into BUSY, and handed on with a release store that the next
-// owner's acquire compare-and-swap synchronises with, so `T: Send` suffices.
+// SAFETY: an item is accessed only by the one party the counter protocol (see
+// the `unsafe fn` contracts) hands its slot to, and every hand-over is ordered by
+// a release store the next party reads with acquire (the driver's `visible` and
+// `completed` counters, or the slot's `released` flag); so `T: Send` suffices.
 unsafe impl<T: Send> Sync for SlotRing<T> {}
-// SAFETY: the ring owns its items; sending it sends them.
-unsafe impl<T: Send> Send for SlotRing<T> {}
 
 impl<T> std::fmt::Debug for SlotRing<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlotRing")
-            .field("capacity", &self.slots.len())
+            .field("capacity", &self.items.len())
             .finish_non_exhaustive()
     }
 }
 
 impl<T> SlotRing<T> {
-    /// A ring of `capacity` empty slots (at least 1).
+    /// A ring of `capacity` free slots (at least 1).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         SlotRing {
-            slots: (0..capacity)
-                .map(|_| Slot {
-                    state: AtomicU8::new(EMPTY),
-                    item: UnsafeCell::new(None),
-                })
-                .collect(),
+            items: (0..capacity).map(|_| UnsafeCell::new(None)).collect(),
+            released: (0..capacity).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
     /// Number of slots.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.items.len()
     }
 
-    fn slot(&self, seq: u64) -> &Slot<T> {
-        &self.slots[(seq % self.slots.len() as u64) as usize]
+    fn index(&self, seq: u64) -> usize {
+        (seq % self.items.len() as u64) as usize
     }
 
-    /// Moves `slot` from `from` through BUSY, lets `f` work on its item, then
-    /// stores `to`. Returns `None` if the slot was not in state `from`.
-    fn transition<R>(
-        &self,
-        seq: u64,
-        from: u8,
-        to: u8,
-        f: impl FnOnce(&mut Option<T>) -> R,
-    ) -> Option<R> {
-        let slot = self.slot(seq);
-        if slot
-            .state
-            .compare_exchange(from, BUSY, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return None;
-        }
-        // SAFETY: this thread moved the slot into BUSY, so no other thread touches
-        // the item until the release store below; the acquire above makes the
-        // previous owner's writes visible.
-        let r = f(unsafe { &mut *slot.item.get() });
-        slot.state.store(to, Ordering::Release);
-        Some(r)
+    /// Fills the slot of `seq` with `item`.
+    ///
+    /// # Safety
+    /// The slot is free: every earlier message that used it (`seq - capacity`,
+    /// …) has been completed, and the caller saw that completion with acquire
+    /// ordering. No other thread writes a message with this `seq`. The caller
+    /// publishes the message to getters afterwards with a release store.
+    pub unsafe fn write(&self, seq: u64, item: T) {
+        let i = self.index(seq);
+        // SAFETY: the slot is free and owned by this writer (contract above).
+        unsafe { *self.items[i].get() = Some(item) };
     }
 
-    /// Puts `item` into the slot of `seq`; hands it back if the slot is not empty.
-    pub fn put(&self, seq: u64, item: T) -> Result<(), T> {
-        let mut item = Some(item);
-        match self.transition(seq, EMPTY, FILLED, |cell| *cell = item.take()) {
-            Some(()) => Ok(()),
-            None => Err(item.take().expect("item still here on failure")),
-        }
-    }
-
-    /// Takes the item of `seq` out for the receiver; `None` if it is not filled.
-    pub fn take(&self, seq: u64) -> Option<T> {
-        self.transition(seq, FILLED, TAKEN, Option::take).flatten()
-    }
-
-    /// The receiver gives the item of `seq` back; hands it back if the slot was not
-    /// taken.
-    pub fn give_back(&self, seq: u64, item: T) -> Result<(), T> {
-        let mut item = Some(item);
-        match self.transition(seq, TAKEN, RELEASED, |cell| *cell = item.take()) {
-            Some(()) => Ok(()),
-            None => Err(item.take().expect("item still here on failure")),
-        }
-    }
-
-    /// Completes the slot of `seq` if the receiver gave it back, freeing the slot;
-    /// `None` if it has not been given back yet.
-    pub fn complete(&self, seq: u64) -> Option<T> {
-        self.transition(seq, RELEASED, EMPTY, Option::take)
-            .flatten()
+    /// Takes the item of `seq` out for the receiver.
+    ///
+    /// # Safety
+    /// The message was published to the caller (it read the publishing counter
+    /// with acquire ordering and `seq` is below it), it has not been taken or
+    /// withdrawn before, and no other thread takes or withdraws concurrently
+    /// (getters and withdrawals are serialised by the channel's lock).
+    pub unsafe fn take(&self, seq: u64) -> Option<T> {
+        let i = self.index(seq);
+        // SAFETY: the slot is filled and exclusively the caller's (contract).
+        unsafe { (*self.items[i].get()).take() }
     }
 
     /// Withdraws an untaken item of `seq` (detach, destroy), freeing the slot.
-    pub fn withdraw(&self, seq: u64) -> Option<T> {
-        self.transition(seq, FILLED, EMPTY, Option::take).flatten()
+    ///
+    /// # Safety
+    /// As for [`take`](Self::take), and the message was written (`seq` is below
+    /// the sender's `next`, which the caller read under the sender's lock).
+    pub unsafe fn withdraw(&self, seq: u64) -> Option<T> {
+        // SAFETY: the same exclusive access as `take`.
+        unsafe { self.take(seq) }
     }
 
-    /// The current state of the slot of `seq`.
-    pub fn state(&self, seq: u64) -> SlotState {
-        match self.slot(seq).state.load(Ordering::Acquire) {
-            EMPTY => SlotState::Empty,
-            FILLED => SlotState::Filled,
-            TAKEN => SlotState::Taken,
-            RELEASED => SlotState::Released,
-            _ => SlotState::Busy,
+    /// The receiver gives the item of `seq` back for its delivery callback.
+    ///
+    /// # Safety
+    /// The item was taken from this slot by [`take`](Self::take) and this is its
+    /// only give-back.
+    pub unsafe fn give_back(&self, seq: u64, item: T) {
+        let i = self.index(seq);
+        // SAFETY: a taken slot belongs to the one handle that took it until the
+        // release store below hands it to the completer.
+        unsafe { *self.items[i].get() = Some(item) };
+        self.released[i].store(true, Ordering::Release);
+    }
+
+    /// Completes the slot of `seq` if its item was given back, freeing the slot;
+    /// `None` if it has not been given back yet.
+    ///
+    /// # Safety
+    /// Only one thread completes (the connection's delivery thread), in sequence
+    /// order, and `seq` has been taken (it is below the driver's `taken`).
+    pub unsafe fn complete(&self, seq: u64) -> Option<T> {
+        let i = self.index(seq);
+        if !self.released[i].load(Ordering::Acquire) {
+            return None;
         }
+        self.released[i].store(false, Ordering::Relaxed);
+        // SAFETY: the acquire load above saw the give-back's release store; the
+        // slot is the completer's until the driver publishes `completed`.
+        unsafe { (*self.items[i].get()).take() }
+    }
+
+    /// Whether the item of `seq` has been given back and not yet completed.
+    pub fn is_released(&self, seq: u64) -> bool {
+        self.released[self.index(seq)].load(Ordering::Acquire)
     }
 }
 
@@ -199,52 +170,83 @@ mod tests {
     #[test]
     fn slot_cycle() {
         let r = SlotRing::new(2);
-        r.put(0, "a").unwrap();
-        assert_eq!(r.put(2, "b"), Err("b"), "slot 0 is busy");
-        assert_eq!(r.complete(0), None);
-        assert_eq!(r.take(0), Some("a"));
-        assert_eq!(r.state(0), SlotState::Taken);
-        r.give_back(0, "a").unwrap();
-        assert_eq!(r.complete(0), Some("a"));
-        assert_eq!(r.state(0), SlotState::Empty);
-        r.put(2, "c").unwrap();
-        assert_eq!(r.withdraw(2), Some("c"));
+        // SAFETY (all calls): single-threaded, following the protocol in order.
+        unsafe {
+            r.write(0, "a");
+            assert_eq!(r.complete(0), None, "not given back yet");
+            let a = r.take(0).unwrap();
+            assert_eq!(a, "a");
+            assert!(!r.is_released(0));
+            r.give_back(0, a);
+            assert!(r.is_released(0));
+            assert_eq!(r.complete(0), Some("a"));
+            assert!(!r.is_released(0));
+            r.write(2, "c");
+            assert_eq!(r.withdraw(2), Some("c"));
+            assert_eq!(r.take(2), None, "withdrawn");
+        }
     }
 
     #[test]
-    fn misuse_hands_items_back() {
-        let r: SlotRing<u32> = SlotRing::new(1);
-        assert_eq!(r.take(0), None);
-        assert_eq!(r.give_back(0, 7), Err(7));
-        assert_eq!(r.withdraw(0), None);
+    fn items_left_are_dropped_with_the_ring() {
+        let item = std::sync::Arc::new(());
+        let r = SlotRing::new(4);
+        // SAFETY: fresh ring, distinct free slots.
+        unsafe {
+            r.write(0, item.clone());
+            r.write(1, item.clone());
+        }
+        assert_eq!(std::sync::Arc::strong_count(&item), 3);
+        drop(r);
+        assert_eq!(std::sync::Arc::strong_count(&item), 1);
     }
 
     #[test]
     fn threads_hand_over() {
+        use std::sync::atomic::AtomicU64;
         let r = std::sync::Arc::new(SlotRing::new(8));
-        let n = 10_000u64;
-        let r2 = r.clone();
-        let t = std::thread::spawn(move || {
+        let visible = std::sync::Arc::new(AtomicU64::new(0));
+        let completed = std::sync::Arc::new(AtomicU64::new(0));
+        let n = 20_000u64;
+        let (r2, v2) = (r.clone(), visible.clone());
+        let taker = std::thread::spawn(move || {
             let mut seq = 0;
             while seq < n {
-                if let Some(v) = r2.take(seq) {
+                if seq < v2.load(Ordering::Acquire) {
+                    // SAFETY: published (acquire above), taken once, one taker.
+                    let v = unsafe { r2.take(seq) }.unwrap();
                     assert_eq!(v, seq);
-                    r2.give_back(seq, v).unwrap();
+                    // SAFETY: taken just now, given back once.
+                    unsafe { r2.give_back(seq, v) };
                     seq += 1;
                 } else {
-                    std::hint::spin_loop();
+                    std::thread::yield_now();
                 }
             }
         });
-        let mut done = 0;
-        for seq in 0..n {
-            while r.put(seq, seq).is_err() {
-                while r.complete(done).is_some() {
-                    done += 1;
+        let (r3, c3) = (r.clone(), completed.clone());
+        let completer = std::thread::spawn(move || {
+            let mut seq = 0;
+            while seq < n {
+                // SAFETY: the only completer, in order.
+                if let Some(v) = unsafe { r3.complete(seq) } {
+                    assert_eq!(v, seq);
+                    seq += 1;
+                    c3.store(seq, Ordering::Release);
+                } else {
+                    std::thread::yield_now();
                 }
-                std::hint::spin_loop();
             }
+        });
+        for seq in 0..n {
+            while seq - completed.load(Ordering::Acquire) >= 8 {
+                std::thread::yield_now();
+            }
+            // SAFETY: the slot's previous message was completed (acquire above).
+            unsafe { r.write(seq, seq) };
+            visible.store(seq + 1, Ordering::Release);
         }
-        t.join().unwrap();
+        taker.join().unwrap();
+        completer.join().unwrap();
     }
 }
