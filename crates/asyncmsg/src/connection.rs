@@ -296,13 +296,7 @@ impl Connection {
         handle: u64,
         timeout: Duration,
     ) -> Result<(), PutError> {
-        self.put_inner(
-            buf.into(),
-            handle,
-            None,
-            true,
-            Some(Instant::now() + timeout),
-        )
+        self.put_inner(buf.into(), handle, None, true, Some(timeout))
     }
 
     fn put_inner(
@@ -311,8 +305,11 @@ impl Connection {
         handle: u64,
         once: Option<OnceCallback>,
         may_wait: bool,
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
     ) -> Result<(), PutError> {
+        // The deadline is computed at the first wait: most puts never wait, and
+        // reading the clock costs more than the rest of a put.
+        let mut deadline: Option<Instant> = None;
         let c = &self.shared;
         let limit = c.chan.buffer_size;
         if buf.len() > limit {
@@ -367,6 +364,11 @@ impl Connection {
             c.refresh(&mut st);
             let wait = st.core.is_full() && st.state == LinkState::Open;
             drop(st);
+            if let Some(t) = timeout
+                && deadline.is_none()
+            {
+                deadline = Some(Instant::now() + t);
+            }
             let timed_out = wait
                 && match deadline {
                     Some(at) => listener.wait_deadline(at).is_none(),
