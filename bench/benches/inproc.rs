@@ -27,7 +27,7 @@ fn inproc(c: &mut Criterion) {
                     .unwrap_or_else(|e| panic!("{}: {e:#}", cell.name()));
                 if stalls > 0 {
                     eprintln!(
-                        "warning: {}: {stalls} run(s) stalled (lost trigger) and were retried",
+                        "warning: {}: {stalls} run(s) stalled (lost trigger or wake-up) and were retried",
                         cell.name()
                     );
                 }
