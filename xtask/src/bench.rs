@@ -16,7 +16,7 @@ use asyncmsg_bench::{Cell, TARGETS, run_retrying};
 use crate::report::{CellResult, Meta, RatioResult, Results};
 
 /// Stalled runs retried per run before giving up.
-const RETRIES: u32 = 5;
+const RETRIES: u32 = 10;
 
 /// What `cargo xtask bench` was asked to do.
 #[derive(Debug, Clone)]

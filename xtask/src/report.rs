@@ -256,9 +256,9 @@ impl Results {
         let stalled: u32 = self.cells.iter().map(|c| c.stalls).sum();
         if stalled > 0 {
             o += &format!(
-                "\n**{stalled} asyncmsg run(s) stalled** (the receiver saw no batch for {:?} \
-                 while messages were in flight: a lost trigger) and were retried; their \
-                 time is not counted.\n",
+                "\n**{stalled} asyncmsg run(s) stalled** (a get waited {:?} while messages \
+                 were in flight: a lost trigger or wake-up) and were retried; their time \
+                 is not counted.\n",
                 asyncmsg_bench::GET_STALL
             );
         }
