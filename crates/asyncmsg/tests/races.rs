@@ -27,7 +27,6 @@ fn run(senders: usize, per_sender: u64, trigger: u32, max_buffers: u32, get_cap:
                 ConnectionAttr::default()
                     .max_buffers(max_buffers)
                     .trigger_count(trigger)
-                    .trigger_time(Duration::from_millis(5))
                     .on_delivered(move |del| {
                         assert_eq!(del.result, Ok(()));
                         d.fetch_add(1, Ordering::Relaxed);
@@ -41,6 +40,8 @@ fn run(senders: usize, per_sender: u64, trigger: u32, max_buffers: u32, get_cap:
                 b[8..].copy_from_slice(&i.to_le_bytes());
                 conn.put(b, i).unwrap();
             }
+            // The last partial batch.
+            conn.flush(asyncmsg::Flush::NoWait).unwrap();
             conn
         }));
     }
@@ -79,7 +80,7 @@ fn run(senders: usize, per_sender: u64, trigger: u32, max_buffers: u32, get_cap:
 #[test]
 fn b05_b13_one_sender_trigger_64_short() {
     for _ in 0..20 {
-        run(1, 20_000, 64, 1024, 1024);
+        run(1, 50_000, 64, 1024, 1024);
     }
 }
 
