@@ -480,6 +480,41 @@ fn run_crossbeam_batches(n: u64) -> Result<Duration> {
     Ok(began.elapsed())
 }
 
+/// One-way latency of a cache line between two spinning threads: an atomic
+/// ping-pong of `round_trips` round trips, halved. The floor under any
+/// cross-thread handover on this machine; recorded with every bench run
+/// because it moves a lot on a shared VM (where the vCPUs land on the host),
+/// and peers that hand over per message suffer from it more than batching ones.
+///
+/// ```
+/// let one_way = asyncmsg_bench::pingpong_one_way(1_000);
+/// assert!(one_way.as_nanos() > 0);
+/// ```
+pub fn pingpong_one_way(round_trips: u64) -> Duration {
+    let ball = Arc::new(AtomicU64::new(0));
+    let peer = {
+        let ball = ball.clone();
+        thread::spawn(move || {
+            for i in 0..round_trips {
+                while ball.load(Ordering::Acquire) != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                ball.store(2 * i + 2, Ordering::Release);
+            }
+        })
+    };
+    let began = Instant::now();
+    for i in 0..round_trips {
+        ball.store(2 * i + 1, Ordering::Release);
+        while ball.load(Ordering::Acquire) != 2 * i + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let took = began.elapsed();
+    peer.join().expect("the ping-pong peer panicked");
+    Duration::from_secs_f64(took.as_secs_f64() / (2 * round_trips.max(1)) as f64)
+}
+
 /// Median, minimum and maximum of a set of figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {

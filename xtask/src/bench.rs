@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use asyncmsg_bench::{Cell, TARGETS, run_retrying};
+use asyncmsg_bench::{Cell, Summary, TARGETS, pingpong_one_way, run_retrying};
 
 use crate::report::{CellResult, Meta, RatioResult, Results};
 
@@ -125,7 +125,10 @@ pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
     let cells = Cell::ALL;
     let n = opts.messages;
     let warmup = (n / 10).max(1_000);
-    let mut progress = Progress::new(cells.len() * (opts.runs + 1));
+    let mut progress = Progress::new(cells.len() * (opts.runs + 1) + 2);
+    progress.show("cache-line ping-pong (before)");
+    let pingpong_before = pingpong_ns();
+    progress.step_done();
     let mut rates: HashMap<Cell, Vec<f64>> = HashMap::new();
     let mut stalls: HashMap<Cell, u32> = HashMap::new();
 
@@ -153,6 +156,9 @@ pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
             progress.step_done();
         }
     }
+    progress.show("cache-line ping-pong (after)");
+    let pingpong_after = pingpong_ns();
+    progress.step_done();
     progress.finish();
 
     let cell_results: Vec<CellResult> = cells
@@ -175,7 +181,7 @@ pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
         }
     }
     let results = Results {
-        meta: Meta::collect(root, opts),
+        meta: Meta::collect(root, opts, [pingpong_before, pingpong_after]),
         cells: cell_results,
         ratios,
     };
@@ -191,4 +197,12 @@ pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
     print!("{md}");
     eprintln!("wrote {} and {}", json.display(), report.display());
     Ok(())
+}
+
+/// One-way cache-line latency in nanoseconds: the median of 5 ping-pongs.
+fn pingpong_ns() -> f64 {
+    let v: Vec<f64> = (0..5)
+        .map(|_| pingpong_one_way(20_000).as_secs_f64() * 1e9)
+        .collect();
+    Summary::of(&v).map_or(0.0, |s| s.median)
 }

@@ -27,10 +27,12 @@ pub(crate) struct Meta {
     quick: bool,
     runs: usize,
     messages: u64,
+    /// One-way cache-line latency between two threads (ns), before and after.
+    pingpong_ns: [f64; 2],
 }
 
 impl Meta {
-    pub(crate) fn collect(root: &Path, opts: &Options) -> Meta {
+    pub(crate) fn collect(root: &Path, opts: &Options, pingpong_ns: [f64; 2]) -> Meta {
         let read = |p: &str| {
             std::fs::read_to_string(p)
                 .map(|s| s.trim().to_string())
@@ -72,6 +74,7 @@ impl Meta {
             quick: opts.quick,
             runs: opts.runs,
             messages: opts.messages,
+            pingpong_ns,
         }
     }
 
@@ -88,6 +91,7 @@ impl Meta {
             "quick": self.quick,
             "runs": self.runs,
             "messages_per_run": self.messages,
+            "pingpong_one_way_ns": { "before": self.pingpong_ns[0], "after": self.pingpong_ns[1] },
         })
     }
 }
@@ -214,6 +218,12 @@ impl Results {
             if m.git_dirty { " (dirty)" } else { "" },
             m.date,
             m.rustc
+        );
+        o += &format!(
+            "Cache-line one-way latency between two spinning threads: {:.0} ns before, \
+             {:.0} ns after (it moves a lot on a shared VM; per-message handovers such as \
+             crossbeam's suffer from it more than batched ones).\n\n",
+            m.pingpong_ns[0], m.pingpong_ns[1]
         );
         o += &format!(
             "## In-process throughput, {PAYLOAD} B messages\n\n\
