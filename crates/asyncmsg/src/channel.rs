@@ -583,6 +583,28 @@ impl Channel {
         }
     }
 
+    /// A one-line dump of the channel's and its connections' counters, for
+    /// diagnosing a stalled run. The format is not stable.
+    #[doc(hidden)]
+    pub fn debug_state(&self) -> String {
+        let st = lock(&self.shared.state);
+        let mut out = format!(
+            "chid {} destroyed {} waiting {} ready [{}]",
+            self.shared.chid,
+            st.core.is_destroyed(),
+            st.core.waiting(),
+            st.core
+                .ready()
+                .map(|k| k.0.coid.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for conn in st.conns.iter().filter_map(|w| w.upgrade()) {
+            out.push_str(&format!(" | {}", conn.debug_state()));
+        }
+        out
+    }
+
     /// The event file descriptor, when the channel was created with
     /// [`ChannelEvent::Fd`]. It becomes readable on a trigger no getter took.
     pub fn event_fd(&self) -> Option<BorrowedFd<'_>> {

@@ -147,6 +147,25 @@ impl ConnShared {
         }
     }
 
+    pub(crate) fn debug_state(&self) -> String {
+        let st = lock(&self.send);
+        format!(
+            "coid {} next {} core visible/taken/completed {}/{}/{} atomics visible {} taken {} completed {} queued {} delivery_pending {} sender_waiters {} state {:?}",
+            self.coid,
+            st.core.next_seq(),
+            st.core.visible(),
+            st.core.taken(),
+            st.core.completed(),
+            self.visible.load(Ordering::SeqCst),
+            self.taken.load(Ordering::SeqCst),
+            self.completed.load(Ordering::SeqCst),
+            self.queued.load(Ordering::SeqCst),
+            self.delivery_pending.load(Ordering::SeqCst),
+            self.sender_waiters.load(Ordering::SeqCst),
+            st.state,
+        )
+    }
+
     /// Brings the sender's core up to date with the receiver's counters.
     pub(crate) fn refresh(&self, st: &mut SendState) {
         let taken = self.taken.load(Ordering::Acquire);
@@ -379,6 +398,19 @@ impl ChanShared {
         st: &mut ChanState,
         out: &mut Vec<crate::channel::Message>,
     ) -> Wake {
+        let before = out.len();
+        loop {
+            let wake = self.take_once(st, out);
+            // A connection the clean-up re-queued (its batch grew while it was
+            // being drained) is served now: the caller must not go to sleep with
+            // a batch queued that no trigger will announce again.
+            if out.len() > before || !st.core.has_ready() {
+                return wake;
+            }
+        }
+    }
+
+    fn take_once(&self, st: &mut ChanState, out: &mut Vec<crate::channel::Message>) -> Wake {
         // Connections that left the queue with nothing visible (their batch was
         // taken by an earlier get after they re-queued) must drop their `queued`
         // flag too, or no later trigger would announce them.
