@@ -367,6 +367,8 @@ impl Channel {
             state: Mutex::new(ChanState {
                 core: ChannelCore::new(cfg.max_buffers),
                 conns: Vec::new(),
+                plan: Vec::new(),
+                emptied: Vec::new(),
             }),
             getters: Event::new(),
             destroyed: std::sync::atomic::AtomicBool::new(false),
@@ -506,7 +508,7 @@ impl Channel {
                 return Err(GetError::WouldBlock);
             }
             st.core.begin_wait();
-            let listener = self.shared.getters.listen();
+            event_listener::listener!(self.shared.getters => listener);
             drop(st);
             let timed_out = match deadline {
                 Some(at) => listener.wait_deadline(at).is_none(),

@@ -360,7 +360,7 @@ impl Connection {
             // after it is sure to notify.
             c.sender_waiters.fetch_add(1, Ordering::SeqCst);
             std::sync::atomic::fence(Ordering::SeqCst);
-            let listener = c.sender_event.listen();
+            event_listener::listener!(c.sender_event => listener);
             c.refresh(&mut st);
             let wait = st.core.is_full() && st.state == LinkState::Open;
             drop(st);
@@ -424,7 +424,7 @@ impl Connection {
                 return Ok(());
             }
             c.sender_waiters.fetch_add(1, Ordering::SeqCst);
-            let l = c.sender_event.listen();
+            event_listener::listener!(c.sender_event => l);
             let done =
                 c.taken.load(Ordering::SeqCst) >= target || lock(&c.send).state != LinkState::Open;
             let timed_out = if done {

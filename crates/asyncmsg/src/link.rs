@@ -365,6 +365,9 @@ impl PartialEq for ConnKey {
 pub(crate) struct ChanState {
     pub(crate) core: ChannelCore<ConnKey>,
     pub(crate) conns: Vec<std::sync::Weak<ConnShared>>,
+    /// Scratch for each get's plan and clean-up, kept to allocate nothing per get.
+    pub(crate) plan: Vec<asyncmsg_core::Take<ConnKey>>,
+    pub(crate) emptied: Vec<Arc<ConnShared>>,
 }
 
 pub(crate) struct ChanShared {
@@ -414,15 +417,16 @@ impl ChanShared {
         // Connections that left the queue with nothing visible (their batch was
         // taken by an earlier get after they re-queued) must drop their `queued`
         // flag too, or no later trigger would announce them.
-        let mut emptied: Vec<Arc<ConnShared>> = Vec::new();
-        let (plan, mut wake) = st.core.plan_get(|k| {
+        let mut emptied = std::mem::take(&mut st.emptied);
+        let mut plan = std::mem::take(&mut st.plan);
+        let mut wake = st.core.plan_get_into(&mut plan, |k| {
             let n = k.0.visible.load(Ordering::Acquire) - k.0.taken.load(Ordering::Relaxed);
             if n == 0 {
                 emptied.push(k.0.clone());
             }
             n
         });
-        for take in plan {
+        for take in plan.drain(..) {
             let conn = take.key.0;
             let start = conn.taken.load(Ordering::Relaxed);
             let end = start + take.count;
@@ -443,7 +447,7 @@ impl ChanShared {
         // Every connection that left the queue clears its flag, then looks again:
         // a put that extended its batch meanwhile (B05) is picked up here, or it
         // saw the flag clear and announces itself (see `publish_locked`).
-        for conn in emptied {
+        for conn in emptied.drain(..) {
             if st.core.ready().any(|k| Arc::ptr_eq(&k.0, &conn)) {
                 continue;
             }
@@ -460,6 +464,8 @@ impl ChanShared {
                 }
             }
         }
+        st.plan = plan;
+        st.emptied = emptied;
         wake
     }
 }

@@ -73,7 +73,7 @@ impl DeliveryQueue {
                     if self.stop.load(Ordering::Acquire) {
                         return;
                     }
-                    let listener = self.ready.listen();
+                    event_listener::listener!(self.ready => listener);
                     let empty = self
                         .jobs
                         .lock()

@@ -126,10 +126,22 @@ impl<K: Clone + PartialEq> ChannelCore<K> {
     /// Connections emptied leave the queue; one cut short by the capacity stays at
     /// its head for the next get. Returns the plan and, when messages remain
     /// queued, the wake decision for them (so they are never left unannounced).
-    pub fn plan_get(&mut self, mut visible: impl FnMut(&K) -> u64) -> (Vec<Take<K>>, Wake) {
+    pub fn plan_get(&mut self, visible: impl FnMut(&K) -> u64) -> (Vec<Take<K>>, Wake) {
         let mut plan = Vec::new();
+        let wake = self.plan_get_into(&mut plan, visible);
+        (plan, wake)
+    }
+
+    /// [`plan_get`](Self::plan_get) into a caller's vector (cleared first), so that
+    /// a driver can reuse one allocation for every get.
+    pub fn plan_get_into(
+        &mut self,
+        plan: &mut Vec<Take<K>>,
+        mut visible: impl FnMut(&K) -> u64,
+    ) -> Wake {
+        plan.clear();
         if self.destroyed {
-            return (plan, Wake::Nothing);
+            return Wake::Nothing;
         }
         let mut room = self.capacity as u64;
         while room > 0 {
@@ -157,12 +169,11 @@ impl<K: Clone + PartialEq> ChannelCore<K> {
             }
             self.ready.pop_front();
         }
-        let wake = if self.ready.is_empty() {
+        if self.ready.is_empty() {
             Wake::Nothing
         } else {
             self.decide()
-        };
-        (plan, wake)
+        }
     }
 
     /// Removes a connection (detach): its batch will not be served.
