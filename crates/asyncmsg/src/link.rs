@@ -86,28 +86,48 @@ pub(crate) struct Callbacks {
     pub(crate) list: VecDeque<(u32, Option<Callback>)>,
 }
 
+/// A value on cache lines of its own, so that the threads writing one counter do
+/// not slow down the threads reading another (two lines: adjacent-line
+/// prefetching pairs them on x86).
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One connection's shared state. The counters each threads writes sit on lines
+/// of their own: `visible` (sender), `taken` and `queued` (getters),
+/// `completed` and `delivery_pending` (delivery thread, receivers), and the `Arc`
+/// reference count that every received message bumps stays off all of them.
 pub(crate) struct ConnShared {
+    /// Keeps the `Arc`'s reference counts off the lines below.
+    _head: Padded<()>,
     pub(crate) coid: i32,
     pub(crate) pid: u32,
     pub(crate) nonblocking: bool,
     pub(crate) chan: Arc<ChanShared>,
     pub(crate) node: Arc<NodeShared>,
     pub(crate) ring: SlotRing<Item>,
-    pub(crate) send: Mutex<SendState>,
+    pub(crate) send: Padded<Mutex<SendState>>,
     /// Exclusive end of the visible range (sender → getters).
-    pub(crate) visible: AtomicU64,
+    pub(crate) visible: Padded<AtomicU64>,
     /// Exclusive end of the taken range (getters → sender); written under the
     /// channel's state mutex.
-    pub(crate) taken: AtomicU64,
+    pub(crate) taken: Padded<AtomicU64>,
     /// Exclusive end of the called-back range (delivery thread → sender).
-    pub(crate) completed: AtomicU64,
+    pub(crate) completed: Padded<AtomicU64>,
     /// In the channel's ready queue.
-    pub(crate) queued: AtomicBool,
+    pub(crate) queued: Padded<AtomicBool>,
     /// In the node's delivery queue.
-    pub(crate) delivery_pending: AtomicBool,
+    pub(crate) delivery_pending: Padded<AtomicBool>,
     /// Senders blocked in put or flush wait here.
     pub(crate) sender_event: Event,
-    pub(crate) sender_waiters: AtomicU64,
+    pub(crate) sender_waiters: Padded<AtomicU64>,
     pub(crate) callbacks: Mutex<Callbacks>,
     pub(crate) stream: Mutex<Option<Arc<crate::connection::StreamShared>>>,
 }
@@ -124,24 +144,25 @@ impl ConnShared {
         let mut list = VecDeque::new();
         list.push_back((0, callback));
         ConnShared {
+            _head: Padded(()),
             coid,
             pid: std::process::id(),
             nonblocking,
             ring: SlotRing::new(cfg.max_buffers as usize),
-            send: Mutex::new(SendState {
+            send: Padded(Mutex::new(SendState {
                 core: SendCore::new(cfg),
                 state: LinkState::Open,
                 generation: 0,
-            }),
+            })),
             chan,
             node,
-            visible: AtomicU64::new(0),
-            taken: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
-            queued: AtomicBool::new(false),
-            delivery_pending: AtomicBool::new(false),
+            visible: Padded(AtomicU64::new(0)),
+            taken: Padded(AtomicU64::new(0)),
+            completed: Padded(AtomicU64::new(0)),
+            queued: Padded(AtomicBool::new(false)),
+            delivery_pending: Padded(AtomicBool::new(false)),
             sender_event: Event::new(),
-            sender_waiters: AtomicU64::new(0),
+            sender_waiters: Padded(AtomicU64::new(0)),
             callbacks: Mutex::new(Callbacks { list }),
             stream: Mutex::new(None),
         }
