@@ -9,7 +9,7 @@ use asyncmsg_core::ChannelCore;
 use event_listener::{Event, Listener};
 
 use crate::error::{ChannelError, GetError};
-use crate::link::{ChanShared, ChanState, ConnShared, Item, lock};
+use crate::link::{ChanShared, ChanState, ConnShared, lock};
 use crate::node::Node;
 use crate::pulse::PulseSender;
 use crate::registry;
@@ -232,23 +232,24 @@ pub struct MsgInfo {
 /// on the in-process transport the sender's own buffer, which then returns to the
 /// sender in its delivery callback.
 pub struct Message {
-    item: Option<Item>,
     seq: u64,
     conn: Arc<ConnShared>,
 }
 
 impl Message {
-    pub(crate) fn new(item: Item, seq: u64, conn: Arc<ConnShared>) -> Self {
-        Message {
-            item: Some(item),
-            seq,
-            conn,
-        }
+    pub(crate) fn new(seq: u64, conn: Arc<ConnShared>) -> Self {
+        Message { seq, conn }
     }
 
     /// The message bytes.
     pub fn data(&self) -> &[u8] {
-        self.item.as_ref().map(|i| i.buf.as_slice()).unwrap_or(&[])
+        // SAFETY: this message was taken by a get and is released only when it is
+        // dropped, so its slot holds the sender's item, unchanged, for as long as
+        // `self` (and so the returned borrow) lives.
+        match unsafe { self.conn.ring.get(self.seq) } {
+            Some(item) => item.buf.as_slice(),
+            None => &[],
+        }
     }
 
     /// Length in bytes.
@@ -302,9 +303,9 @@ impl std::ops::Deref for Message {
 
 impl Drop for Message {
     fn drop(&mut self) {
-        if let Some(item) = self.item.take() {
-            self.conn.release(self.seq, item);
-        }
+        // SAFETY: this message was taken by a get; dropping it is its one release,
+        // and no borrow of its data outlives `self`.
+        unsafe { self.conn.release(self.seq) };
     }
 }
 

@@ -278,7 +278,7 @@ impl Connection {
         self.put_inner(
             buf.into(),
             handle,
-            Some(Box::new(callback)),
+            Some(crate::link::Owned::new(Box::new(callback))),
             !self.shared.nonblocking,
             None,
         )
@@ -303,7 +303,7 @@ impl Connection {
         &self,
         buf: SendBuf,
         handle: u64,
-        once: Option<OnceCallback>,
+        once: Option<crate::link::Owned<OnceCallback>>,
         may_wait: bool,
         timeout: Option<Duration>,
     ) -> Result<(), PutError> {

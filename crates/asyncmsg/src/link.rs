@@ -29,14 +29,32 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Item {
     pub(crate) buf: SendBuf,
     pub(crate) handle: u64,
-    pub(crate) once: Option<OnceCallback>,
+    pub(crate) once: Option<Owned<OnceCallback>>,
     pub(crate) generation: u32,
+}
+
+/// A value that can only be moved, never borrowed, so sharing `&Owned<T>`
+/// between threads can never expose a `&T`: it is `Sync` whenever `T` is
+/// `Send`. (A per-put callback need not be `Sync`; the message it rides with
+/// is read in place from other threads.)
+pub(crate) struct Owned<T>(T);
+
+// SAFETY: no `&T` can be obtained from an `&Owned<T>`; only `into_inner` by value.
+unsafe impl<T: Send> Sync for Owned<T> {}
+
+impl<T> Owned<T> {
+    pub(crate) fn new(t: T) -> Self {
+        Owned(t)
+    }
+    pub(crate) fn into_inner(self) -> T {
+        self.0
+    }
 }
 
 /// A message that can never be delivered, with what its callback needs.
 pub(crate) struct Failed {
     pub(crate) delivery: Delivery,
-    pub(crate) once: Option<OnceCallback>,
+    pub(crate) once: Option<Owned<OnceCallback>>,
     pub(crate) default: Option<Callback>,
     pub(crate) stream: Option<Arc<crate::connection::StreamShared>>,
 }
@@ -54,12 +72,12 @@ impl Failed {
 
 fn dispatch(
     d: Delivery,
-    once: Option<OnceCallback>,
+    once: Option<Owned<OnceCallback>>,
     default: Option<&Callback>,
     stream: Option<&Arc<crate::connection::StreamShared>>,
 ) {
     if let Some(f) = once {
-        f(d);
+        (f.into_inner())(d);
     } else if let Some(f) = default {
         f(d);
     } else if let Some(s) = stream {
@@ -249,12 +267,14 @@ impl ConnShared {
         &self.node.delivery
     }
 
-    /// A received message was dropped: its item goes back to its slot and the
-    /// delivery thread is told (once per batch of releases, not per message).
-    pub(crate) fn release(self: &Arc<Self>, seq: u64, item: Item) {
-        // SAFETY: `item` was taken from the slot of `seq` by a get and is given
-        // back once, by the `Message` that owned it.
-        unsafe { self.ring.give_back(seq, item) };
+    /// A received message was dropped: its slot passes to the delivery thread,
+    /// which is told (once per batch of releases, not per message).
+    ///
+    /// # Safety
+    /// `seq` was taken by a get and its `Message` is the caller, releasing once.
+    pub(crate) unsafe fn release(self: &Arc<Self>, seq: u64) {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.ring.release(seq) };
         fence(Ordering::SeqCst);
         if !self.delivery_pending.load(Ordering::Relaxed)
             && !self.delivery_pending.swap(true, Ordering::SeqCst)
@@ -452,12 +472,10 @@ impl ChanShared {
             let start = conn.taken.load(Ordering::Relaxed);
             let end = start + take.count;
             for seq in start..end {
-                // SAFETY: `seq` is below `visible`, read with acquire in the plan;
-                // it is at or above `taken`, so not taken before; getters and
-                // withdrawals hold the channel lock, which the caller holds.
-                if let Some(item) = unsafe { conn.ring.take(seq) } {
-                    out.push(crate::channel::Message::new(item, seq, conn.clone()));
-                }
+                // The message is read in place: `seq` is below `visible` (read
+                // with acquire in the plan) and at or above `taken`, so this get
+                // is the one that takes it.
+                out.push(crate::channel::Message::new(seq, conn.clone()));
             }
             conn.taken.store(end, Ordering::SeqCst);
             if conn.sender_waiters.load(Ordering::SeqCst) > 0 {

@@ -2,16 +2,16 @@
 //!
 //! The in-process transport: a connection and its channel live in one address
 //! space, so a message is never copied. The sender's buffer itself moves into a
-//! slot of the connection's [`SlotRing`], from there into the receiver's hands,
-//! and back into the slot when the receiver drops it, so the delivery callback
-//! can hand it back to the sender for reuse.
+//! slot of the connection's [`SlotRing`]; the receiver reads it there, in place,
+//! and when it lets go the slot passes to the delivery callback, which hands the
+//! buffer back to the sender for reuse.
 //!
 //! ## Contract
 //! A [`SlotRing`] has `capacity` slots, addressed by a per-connection sequence
 //! number (`seq % capacity`). A message's slot goes through four hands:
 //!
 //! ```text
-//!   free --write--> filled --take--> taken --give_back--> released --complete--> free
+//!   free --write--> filled --(a get takes it; read with get)--> taken --release--> released --complete--> free
 //! ```
 //!
 //! Who may touch a slot when is decided by the driver's counters (those of
@@ -19,8 +19,10 @@
 //! by per-slot read-modify-write operations: those would cost a locked
 //! instruction on a cache line another core owns, for every message. So the
 //! transitions are `unsafe fn`s whose contracts restate the counter protocol;
-//! only `give_back` → `complete` is signalled per slot, by one release store of
-//! the slot's flag, because receivers may let messages go in any order.
+//! only `release` → `complete` is signalled per slot, by one release store of
+//! the slot's flag, because receivers may let messages go in any order. A get
+//! touches no slot at all: the receiver reads each message where the sender
+//! wrote it.
 //!
 //! The ring takes no lock and allocates nothing after construction. Items left
 //! in it are dropped with it.
@@ -56,13 +58,16 @@ pub const CAPS: Caps = Caps {
 pub struct SlotRing<T> {
     items: Box<[UnsafeCell<Option<T>>]>,
     released: Box<[AtomicBool]>,
+    mask: u64,
 }
 
-// SAFETY: an item is accessed only by the one party the counter protocol (see
-// the `unsafe fn` contracts) hands its slot to, and every hand-over is ordered by
-// a release store the next party reads with acquire (the driver's `visible` and
-// `completed` counters, or the slot's `released` flag); so `T: Send` suffices.
-unsafe impl<T: Send> Sync for SlotRing<T> {}
+// SAFETY: an item is accessed only by the party the counter protocol (see the
+// `unsafe fn` contracts) hands its slot to, and every hand-over is ordered by a
+// release store the next party reads with acquire (the driver's `visible` and
+// `completed` counters, or the slot's `released` flag). Items move between
+// threads (`T: Send`), and a taken item is read through `&T` by whichever thread
+// holds its message (`T: Sync`).
+unsafe impl<T: Send + Sync> Sync for SlotRing<T> {}
 
 impl<T> std::fmt::Debug for SlotRing<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,12 +78,14 @@ impl<T> std::fmt::Debug for SlotRing<T> {
 }
 
 impl<T> SlotRing<T> {
-    /// A ring of `capacity` free slots (at least 1).
+    /// A ring of at least `capacity` free slots (rounded up to a power of two,
+    /// so that finding a slot is a mask, not a division).
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.max(1).next_power_of_two();
         SlotRing {
             items: (0..capacity).map(|_| UnsafeCell::new(None)).collect(),
             released: (0..capacity).map(|_| AtomicBool::new(false)).collect(),
+            mask: capacity as u64 - 1,
         }
     }
 
@@ -88,7 +95,7 @@ impl<T> SlotRing<T> {
     }
 
     fn index(&self, seq: u64) -> usize {
-        (seq % self.items.len() as u64) as usize
+        (seq & self.mask) as usize
     }
 
     /// Fills the slot of `seq` with `item`.
@@ -104,44 +111,45 @@ impl<T> SlotRing<T> {
         unsafe { *self.items[i].get() = Some(item) };
     }
 
-    /// Takes the item of `seq` out for the receiver.
+    /// The item of `seq`, read in place by the receiver that took it.
     ///
     /// # Safety
     /// The message was published to the caller (it read the publishing counter
-    /// with acquire ordering and `seq` is below it), it has not been taken or
-    /// withdrawn before, and no other thread takes or withdraws concurrently
-    /// (getters and withdrawals are serialised by the channel's lock).
-    pub unsafe fn take(&self, seq: u64) -> Option<T> {
+    /// with acquire ordering and `seq` is below it) and taken by it (it is below
+    /// the driver's `taken`, which only the caller's get advanced past it), and it
+    /// has not been [released](Self::release): until then nobody writes the slot.
+    /// The reference must not outlive the release.
+    pub unsafe fn get(&self, seq: u64) -> Option<&T> {
         let i = self.index(seq);
-        // SAFETY: the slot is filled and exclusively the caller's (contract).
-        unsafe { (*self.items[i].get()).take() }
+        // SAFETY: the slot is filled and only read until released (contract).
+        unsafe { (*self.items[i].get()).as_ref() }
     }
 
     /// Withdraws an untaken item of `seq` (detach, destroy), freeing the slot.
     ///
     /// # Safety
-    /// As for [`take`](Self::take), and the message was written (`seq` is below
-    /// the sender's `next`, which the caller read under the sender's lock).
+    /// The message was written (`seq` is below the sender's `next`, which the
+    /// caller read under the sender's lock), it has not been taken, and no get
+    /// runs concurrently (getters and withdrawals are serialised by the channel's
+    /// lock).
     pub unsafe fn withdraw(&self, seq: u64) -> Option<T> {
-        // SAFETY: the same exclusive access as `take`.
-        unsafe { self.take(seq) }
+        let i = self.index(seq);
+        // SAFETY: the slot is filled and exclusively the caller's (contract).
+        unsafe { (*self.items[i].get()).take() }
     }
 
-    /// The receiver gives the item of `seq` back for its delivery callback.
+    /// The receiver lets go of the message of `seq`: its slot passes to the
+    /// completer.
     ///
     /// # Safety
-    /// The item was taken from this slot by [`take`](Self::take) and this is its
-    /// only give-back.
-    pub unsafe fn give_back(&self, seq: u64, item: T) {
-        let i = self.index(seq);
-        // SAFETY: a taken slot belongs to the one handle that took it until the
-        // release store below hands it to the completer.
-        unsafe { *self.items[i].get() = Some(item) };
-        self.released[i].store(true, Ordering::Release);
+    /// The message was taken by a get and this is its only release; no reference
+    /// from [`get`](Self::get) outlives this call.
+    pub unsafe fn release(&self, seq: u64) {
+        self.released[self.index(seq)].store(true, Ordering::Release);
     }
 
-    /// Completes the slot of `seq` if its item was given back, freeing the slot;
-    /// `None` if it has not been given back yet.
+    /// Completes the slot of `seq` if its message was released, freeing the slot
+    /// and handing its item to the caller; `None` if it has not been released yet.
     ///
     /// # Safety
     /// Only one thread completes (the connection's delivery thread), in sequence
@@ -152,12 +160,12 @@ impl<T> SlotRing<T> {
             return None;
         }
         self.released[i].store(false, Ordering::Relaxed);
-        // SAFETY: the acquire load above saw the give-back's release store; the
+        // SAFETY: the acquire load above saw the release's release store; the
         // slot is the completer's until the driver publishes `completed`.
         unsafe { (*self.items[i].get()).take() }
     }
 
-    /// Whether the item of `seq` has been given back and not yet completed.
+    /// Whether the message of `seq` has been released and not yet completed.
     pub fn is_released(&self, seq: u64) -> bool {
         self.released[self.index(seq)].load(Ordering::Acquire)
     }
@@ -173,18 +181,24 @@ mod tests {
         // SAFETY (all calls): single-threaded, following the protocol in order.
         unsafe {
             r.write(0, "a");
-            assert_eq!(r.complete(0), None, "not given back yet");
-            let a = r.take(0).unwrap();
-            assert_eq!(a, "a");
+            assert_eq!(r.complete(0), None, "not released yet");
+            assert_eq!(r.get(0), Some(&"a"));
             assert!(!r.is_released(0));
-            r.give_back(0, a);
+            r.release(0);
             assert!(r.is_released(0));
             assert_eq!(r.complete(0), Some("a"));
             assert!(!r.is_released(0));
             r.write(2, "c");
             assert_eq!(r.withdraw(2), Some("c"));
-            assert_eq!(r.take(2), None, "withdrawn");
+            assert_eq!(r.get(2), None, "withdrawn");
         }
+    }
+
+    #[test]
+    fn capacity_is_a_power_of_two() {
+        assert_eq!(SlotRing::<u8>::new(0).capacity(), 1);
+        assert_eq!(SlotRing::<u8>::new(5).capacity(), 8);
+        assert_eq!(SlotRing::<u8>::new(64).capacity(), 64);
     }
 
     #[test]
@@ -213,11 +227,10 @@ mod tests {
             let mut seq = 0;
             while seq < n {
                 if seq < v2.load(Ordering::Acquire) {
-                    // SAFETY: published (acquire above), taken once, one taker.
-                    let v = unsafe { r2.take(seq) }.unwrap();
-                    assert_eq!(v, seq);
-                    // SAFETY: taken just now, given back once.
-                    unsafe { r2.give_back(seq, v) };
+                    // SAFETY: published (acquire above), taken by this thread only.
+                    assert_eq!(unsafe { r2.get(seq) }, Some(&seq));
+                    // SAFETY: released once, the reference above is gone.
+                    unsafe { r2.release(seq) };
                     seq += 1;
                 } else {
                     std::thread::yield_now();
