@@ -358,8 +358,7 @@ impl Connection {
             }
             // Register as a waiter before the last look, so that a completion
             // after it is sure to notify.
-            c.sender_waiters.fetch_add(1, Ordering::SeqCst);
-            std::sync::atomic::fence(Ordering::SeqCst);
+            let waiter = SenderWaiter::new(c);
             event_listener::listener!(c.sender_event => listener);
             c.refresh(&mut st);
             let wait = st.core.is_full() && st.state == LinkState::Open;
@@ -377,7 +376,7 @@ impl Connection {
                         false
                     }
                 };
-            c.sender_waiters.fetch_sub(1, Ordering::SeqCst);
+            drop(waiter);
             if timed_out {
                 return Err(PutError::WouldBlock(item.buf));
             }
@@ -398,6 +397,70 @@ impl Connection {
     /// assert_eq!(chan.try_get().unwrap().len(), 1);
     /// ```
     pub fn flush(&self, mode: Flush) -> Result<(), FlushError> {
+        let target = self.flush_trigger()?;
+        let deadline = match mode {
+            Flush::NoWait => return Ok(()),
+            Flush::Wait => None,
+            Flush::WaitFor(d) => Some(Instant::now() + d),
+        };
+        let c = &self.shared;
+        loop {
+            if let Some(done) = self.flushed(target) {
+                return done;
+            }
+            let _waiter = SenderWaiter::new(c);
+            event_listener::listener!(c.sender_event => l);
+            if let Some(done) = self.flushed(target) {
+                return done;
+            }
+            let timed_out = match deadline {
+                Some(at) => l.wait_deadline(at).is_none(),
+                None => {
+                    l.wait();
+                    false
+                }
+            };
+            if timed_out {
+                return self.flushed(target).unwrap_or(Err(FlushError::TimedOut));
+            }
+        }
+    }
+
+    /// Flushes and waits without a thread until the receiver took every message
+    /// put before (the async twin of `flush(Flush::Wait)`; bound it with your
+    /// executor's timeout, e.g. `tokio::time::timeout`).
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let node = Node::new().unwrap();
+    /// let chan = std::sync::Arc::new(node.create_channel(ChannelConfig::default()).unwrap());
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default().trigger_count(0)).unwrap();
+    /// conn.put("x", 0).unwrap();
+    /// let getter = { let chan = chan.clone(); std::thread::spawn(move || chan.get().unwrap().len()) };
+    /// conn.flush_async().await.unwrap();
+    /// assert_eq!(getter.join().unwrap(), 1);
+    /// # });
+    /// ```
+    pub async fn flush_async(&self) -> Result<(), FlushError> {
+        let target = self.flush_trigger()?;
+        let c = &self.shared;
+        loop {
+            if let Some(done) = self.flushed(target) {
+                return done;
+            }
+            let _waiter = SenderWaiter::new(c);
+            let listener = c.sender_event.listen();
+            if let Some(done) = self.flushed(target) {
+                return done;
+            }
+            listener.await;
+        }
+    }
+
+    /// Triggers everything put so far; returns the sequence a waiting flush
+    /// waits to see taken.
+    fn flush_trigger(&self) -> Result<u64, FlushError> {
         let c = &self.shared;
         let (announce, target) = {
             let mut st = lock(&c.send);
@@ -411,36 +474,51 @@ impl Connection {
         if announce {
             c.announce();
         }
-        let deadline = match mode {
-            Flush::NoWait => return Ok(()),
-            Flush::Wait => None,
-            Flush::WaitFor(d) => Some(Instant::now() + d),
-        };
+        Ok(target)
+    }
+
+    /// Whether a flush waiting for `target` is over, and how.
+    fn flushed(&self, target: u64) -> Option<Result<(), FlushError>> {
+        let c = &self.shared;
+        if c.taken.load(Ordering::SeqCst) >= target {
+            return Some(Ok(()));
+        }
+        match lock(&c.send).state {
+            // Messages not taken when the link closed never will be.
+            LinkState::Closed(kind) => Some(Err(FlushError::from_kind(kind))),
+            LinkState::Open => None,
+        }
+    }
+
+    /// Puts a message, waiting without a thread while every slot is in use (the
+    /// async twin of [`put`](Self::put); it waits on a non-blocking connection
+    /// too).
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default().max_buffers(1)).unwrap();
+    /// conn.put_async("one", 1).await.unwrap();
+    /// drop(chan.try_get().unwrap()); // taken and let go: the slot frees
+    /// conn.put_async("two", 2).await.unwrap();
+    /// # });
+    /// ```
+    pub async fn put_async(&self, buf: impl Into<SendBuf>, handle: u64) -> Result<(), PutError> {
+        let c = &self.shared;
+        let mut buf = buf.into();
         loop {
-            if let LinkState::Closed(kind) = lock(&c.send).state {
-                return Err(FlushError::from_kind(kind));
-            }
-            if c.taken.load(Ordering::Acquire) >= target {
-                return Ok(());
-            }
-            c.sender_waiters.fetch_add(1, Ordering::SeqCst);
-            event_listener::listener!(c.sender_event => l);
-            let done =
-                c.taken.load(Ordering::SeqCst) >= target || lock(&c.send).state != LinkState::Open;
-            let timed_out = if done {
-                false
-            } else {
-                match deadline {
-                    Some(at) => l.wait_deadline(at).is_none(),
-                    None => {
-                        l.wait();
-                        false
-                    }
+            // Registered before the attempt, so a slot freed after it wakes us.
+            let waiter = SenderWaiter::new(c);
+            let listener = c.sender_event.listen();
+            match self.put_inner(buf, handle, None, false, None) {
+                Err(PutError::WouldBlock(back)) => {
+                    buf = back;
+                    listener.await;
+                    drop(waiter);
                 }
-            };
-            c.sender_waiters.fetch_sub(1, Ordering::SeqCst);
-            if timed_out && c.taken.load(Ordering::Acquire) < target {
-                return Err(FlushError::TimedOut);
+                other => return other,
             }
         }
     }
@@ -563,6 +641,27 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.detach();
+    }
+}
+
+/// Counts a thread or task waiting on the connection's sender event while it
+/// lives, so that completions and takes know to notify (and a cancelled async
+/// wait stops being counted).
+struct SenderWaiter<'a> {
+    conn: &'a ConnShared,
+}
+
+impl<'a> SenderWaiter<'a> {
+    fn new(conn: &'a ConnShared) -> Self {
+        conn.sender_waiters.fetch_add(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        SenderWaiter { conn }
+    }
+}
+
+impl Drop for SenderWaiter<'_> {
+    fn drop(&mut self) {
+        self.conn.sender_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -365,9 +365,10 @@ impl ConnShared {
             let range = st.core.fail_untaken();
             let stream = lock(&self.stream).clone();
             // Nothing is visible any more: a get that still finds this connection
-            // queued takes nothing.
-            self.visible.store(range.end, Ordering::SeqCst);
-            self.taken.store(range.end, Ordering::SeqCst);
+            // queued takes nothing. (`taken` stays what receivers really took, for
+            // flushes that wait on it; it is written only under the channel lock,
+            // which the caller holds or the channel is destroyed.)
+            self.visible.store(range.start, Ordering::SeqCst);
             for seq in range {
                 // SAFETY: `seq` is written (below `next`) and untaken; the caller
                 // holds the channel lock or the channel is destroyed, so no get
@@ -461,7 +462,10 @@ impl ChanShared {
         let mut emptied = std::mem::take(&mut st.emptied);
         let mut plan = std::mem::take(&mut st.plan);
         let mut wake = st.core.plan_get_into(&mut plan, |k| {
-            let n = k.0.visible.load(Ordering::Acquire) - k.0.taken.load(Ordering::Relaxed);
+            let n =
+                k.0.visible
+                    .load(Ordering::Acquire)
+                    .saturating_sub(k.0.taken.load(Ordering::Relaxed));
             if n == 0 {
                 emptied.push(k.0.clone());
             }

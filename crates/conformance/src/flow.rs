@@ -337,3 +337,43 @@ pub fn b08_async_one_trigger_wakes_one_task<H: Harness>() {
         assert_eq!(payloads(&second), names(1..2));
     });
 }
+
+/// B07, B12: the async twins of a blocking put and a waiting flush wait without
+/// a thread: `put_async` while every slot is in use, until one frees;
+/// `flush_async` until the receiver took every message put before it.
+pub fn b07_b12_async_put_and_flush_wait_without_a_thread<H: Harness>() {
+    let h = H::setup();
+    let chan = h.channel(ChannelConfig::default());
+    let conn = h.connect(
+        &chan,
+        ConnectionAttr::default()
+            .max_buffers(1)
+            .trigger_count(0)
+            .no_trigger_time(),
+    );
+    block_on(async {
+        conn.put_async(msg(0), 0).await.unwrap();
+        let mut put = pin!(conn.put_async(msg(1), 1));
+        assert!(
+            poll_once(put.as_mut()).await.is_pending(),
+            "put_async did not wait with every slot in use"
+        );
+        let mut flush = pin!(conn.flush_async());
+        assert!(
+            poll_once(flush.as_mut()).await.is_pending(),
+            "flush_async did not wait for the receiver"
+        );
+        // The flush made message 0 visible; taking and dropping it frees the slot.
+        assert_eq!(payloads(&visible::<H>(&chan)), names(0..1));
+        tokio::time::timeout(WAIT, flush)
+            .await
+            .expect("flush_async did not finish once the receiver took the message")
+            .unwrap();
+        tokio::time::timeout(WAIT, put)
+            .await
+            .expect("put_async did not wake when the slot freed")
+            .unwrap();
+    });
+    conn.flush(Flush::NoWait).unwrap();
+    assert_eq!(payloads(&visible::<H>(&chan)), names(1..2));
+}

@@ -146,6 +146,7 @@ macro_rules! conformance_suite {
             b07_nonblocking_connection_holds_exactly_max_buffers,
             b07_blocking_put_waits_for_a_slot,
             b07_timed_and_try_put_give_message_back,
+            b07_b12_async_put_and_flush_wait_without_a_thread,
             b08_nonblocking_get_would_block_at_once,
             b08_blocking_get_waits_and_timeout_bounds_it,
             b08_one_trigger_wakes_one_waiting_getter,
