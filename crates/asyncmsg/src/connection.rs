@@ -704,17 +704,10 @@ impl DeliveryStream {
 
     /// The next delivery, waiting at most `timeout` (blocking).
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Delivery> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(d) = self.try_next() {
-                return Some(d);
-            }
-            let l = self.shared.ready.listen();
-            if let Some(d) = self.try_next() {
-                return Some(d);
-            }
-            l.wait_deadline(deadline)?;
-        }
+        let shared = &self.shared;
+        crate::link::wait_for(&shared.ready, Some(Instant::now() + timeout), || {
+            lock(&shared.queue).pop_front()
+        })
     }
 
     fn poll_next_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {

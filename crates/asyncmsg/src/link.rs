@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use asyncmsg_core::{ChannelCore, ErrorKind, Publish, SendConfig, SendCore, Wake};
 use asyncmsg_inproc::SlotRing;
-use event_listener::Event;
+use event_listener::{Event, Listener};
 
 use crate::SendBuf;
 use crate::channel::EventSink;
@@ -23,6 +23,47 @@ use crate::node::{DeliveryQueue, Job, NodeShared, Timers};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits on `event` until `take` yields a value, or until `deadline` passes
+/// (then `None`). `take` runs again after registering as a listener, so a value
+/// that arrives between the first look and the wait is not missed.
+pub(crate) fn wait_for<T>(
+    event: &Event,
+    deadline: Option<Instant>,
+    mut take: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    loop {
+        if let Some(v) = take() {
+            return Some(v);
+        }
+        event_listener::listener!(event => listener);
+        if let Some(v) = take() {
+            return Some(v);
+        }
+        match deadline {
+            Some(at) => {
+                if listener.wait_deadline(at).is_none() {
+                    return take();
+                }
+            }
+            None => listener.wait(),
+        }
+    }
+}
+
+/// [`wait_for`] without a deadline, waiting without a thread.
+pub(crate) async fn wait_for_async<T>(event: &Event, mut take: impl FnMut() -> Option<T>) -> T {
+    loop {
+        if let Some(v) = take() {
+            return v;
+        }
+        let listener = event.listen();
+        if let Some(v) = take() {
+            return v;
+        }
+        listener.await;
+    }
 }
 
 /// One message in a slot.

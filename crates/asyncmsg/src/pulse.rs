@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use event_listener::{Event, Listener};
+use event_listener::Event;
 
-use crate::link::lock;
+use crate::link::{lock, wait_for, wait_for_async};
 
 /// A pulse (QNX `struct _pulse`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,31 +77,14 @@ impl PulseChannel {
 
     /// Waits for the next pulse (QNX `MsgReceivePulse`).
     pub fn receive(&self) -> Pulse {
-        loop {
-            if let Some(p) = self.try_receive() {
-                return p;
-            }
-            let l = self.inner.ready.listen();
-            if let Some(p) = self.try_receive() {
-                return p;
-            }
-            l.wait();
-        }
+        wait_for(&self.inner.ready, None, || self.try_receive()).expect("no deadline")
     }
 
     /// Waits at most `timeout` for the next pulse.
     pub fn receive_timeout(&self, timeout: Duration) -> Option<Pulse> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(p) = self.try_receive() {
-                return Some(p);
-            }
-            let l = self.inner.ready.listen();
-            if let Some(p) = self.try_receive() {
-                return Some(p);
-            }
-            l.wait_deadline(deadline)?;
-        }
+        wait_for(&self.inner.ready, Some(Instant::now() + timeout), || {
+            self.try_receive()
+        })
     }
 
     /// The next pulse if one is queued.
@@ -111,16 +94,7 @@ impl PulseChannel {
 
     /// Waits for the next pulse without a thread.
     pub async fn recv(&self) -> Pulse {
-        loop {
-            if let Some(p) = self.try_receive() {
-                return p;
-            }
-            let l = self.inner.ready.listen();
-            if let Some(p) = self.try_receive() {
-                return p;
-            }
-            l.await;
-        }
+        wait_for_async(&self.inner.ready, || self.try_receive()).await
     }
 }
 

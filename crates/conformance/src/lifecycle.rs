@@ -162,6 +162,17 @@ pub fn b15_destroy_fails_pending_and_later_calls<H: Harness>() {
 /// B14: threads blocked in put (connection full) or in a waiting flush on the
 /// connection wake with a detached error when another thread detaches it.
 pub fn b14_detach_wakes_blocked_put_and_flush<H: Harness>() {
+    blocked_put_and_flush_wake::<H>(ErrorKind::Detached, |conn, _chan| conn.detach());
+}
+
+/// Blocks one thread in a put (the connection's one slot is in use) and one in
+/// a waiting flush, ends the link with `end`, and checks that both wake with
+/// `reason` (the put with its message back) and that the pending message is
+/// called back with it.
+fn blocked_put_and_flush_wake<H: Harness>(
+    reason: ErrorKind,
+    end: impl FnOnce(&asyncmsg::Connection, &asyncmsg::Channel),
+) {
     let h = H::setup();
     let chan = h.channel(ChannelConfig::default());
     let (cb, calls) = recorder();
@@ -178,32 +189,28 @@ pub fn b14_detach_wakes_blocked_put_and_flush<H: Harness>() {
     conn.put(msg(0), 0).unwrap();
     let c = Arc::clone(&conn);
     let put = spawn_detached(move || match c.put(msg(1), 1) {
-        Err(PutError::Detached(buf)) => Ok(buf.into_vec()),
+        Err(e) if e.kind() == reason => Ok(e.into_buf().into_vec()),
         other => Err(format!("{other:?}")),
     });
     let c = Arc::clone(&conn);
-    let flush = spawn_detached(move || c.flush(Flush::Wait));
+    let flush = spawn_detached(move || c.flush(Flush::Wait).map_err(|e| e.kind()));
     assert!(put.recv_timeout(QUIET).is_err(), "the put did not block");
     assert!(flush.recv_timeout(QUIET).is_err(), "the flush did not wait");
 
-    conn.detach();
+    end(&conn, &chan);
     let r = put
         .recv_timeout(WAIT)
         .expect("the blocked put did not wake");
     assert_eq!(
         r,
         Ok(b"m1".to_vec()),
-        "put wakes with detached and the message"
+        "put wakes with {reason:?} and the message"
     );
     let r = flush
         .recv_timeout(WAIT)
         .expect("the waiting flush did not wake");
-    assert_eq!(r, Err(FlushError::Detached));
-    assert_eq!(
-        outcomes(&expect_calls(&calls, 1)),
-        [(0, Err(ErrorKind::Detached))]
-    );
-    drop(chan);
+    assert_eq!(r, Err(reason));
+    assert_eq!(outcomes(&expect_calls(&calls, 1)), [(0, Err(reason))]);
 }
 
 /// B15: getters waiting on a channel wake with a destroyed error when another
@@ -230,47 +237,7 @@ pub fn b15_destroy_wakes_waiting_getters<H: Harness>() {
 /// B15: threads blocked in put (connection full) or in a waiting flush on a
 /// connection to the channel wake with a destroyed error when it is destroyed.
 pub fn b15_destroy_wakes_blocked_put_and_flush<H: Harness>() {
-    let h = H::setup();
-    let chan = h.channel(ChannelConfig::default());
-    let (cb, calls) = recorder();
-    let conn = Arc::new(
-        h.connect(
-            &chan,
-            ConnectionAttr::default()
-                .max_buffers(1)
-                .trigger_count(0)
-                .no_trigger_time()
-                .on_delivered(cb),
-        ),
-    );
-    conn.put(msg(0), 0).unwrap();
-    let c = Arc::clone(&conn);
-    let put = spawn_detached(move || match c.put(msg(1), 1) {
-        Err(PutError::Destroyed(buf)) => Ok(buf.into_vec()),
-        other => Err(format!("{other:?}")),
-    });
-    let c = Arc::clone(&conn);
-    let flush = spawn_detached(move || c.flush(Flush::Wait));
-    assert!(put.recv_timeout(QUIET).is_err(), "the put did not block");
-    assert!(flush.recv_timeout(QUIET).is_err(), "the flush did not wait");
-
-    chan.destroy();
-    let r = put
-        .recv_timeout(WAIT)
-        .expect("the blocked put did not wake");
-    assert_eq!(
-        r,
-        Ok(b"m1".to_vec()),
-        "put wakes with destroyed and the message"
-    );
-    let r = flush
-        .recv_timeout(WAIT)
-        .expect("the waiting flush did not wake");
-    assert_eq!(r, Err(FlushError::Destroyed));
-    assert_eq!(
-        outcomes(&expect_calls(&calls, 1)),
-        [(0, Err(ErrorKind::Destroyed))]
-    );
+    blocked_put_and_flush_wake::<H>(ErrorKind::Destroyed, |_conn, chan| chan.destroy());
 }
 
 /// B16: bad handles and bad arguments are typed errors, never panics: zero
