@@ -117,12 +117,19 @@ fn dispatch(
     default: Option<&Callback>,
     stream: Option<&Arc<crate::connection::StreamShared>>,
 ) {
-    if let Some(f) = once {
-        (f.into_inner())(d);
-    } else if let Some(f) = default {
-        f(d);
-    } else if let Some(s) = stream {
-        s.push(d);
+    // A callback that panics must not take the delivery thread with it: every
+    // later message of every connection of the node still needs its callback.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(f) = once {
+            (f.into_inner())(d);
+        } else if let Some(f) = default {
+            f(d);
+        } else if let Some(s) = stream {
+            s.push(d);
+        }
+    }));
+    if outcome.is_err() {
+        eprintln!("asyncmsg: a delivery callback panicked; later deliveries go on");
     }
 }
 

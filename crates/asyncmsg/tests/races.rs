@@ -245,3 +245,31 @@ fn stress_pooled_under_load() {
         }
     });
 }
+
+/// B11: a delivery callback that panics does not stop the delivery thread:
+/// every later message still gets its callback.
+#[test]
+fn b11_panicking_callback_does_not_stop_deliveries() {
+    let node = Node::new().unwrap();
+    let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let conn = node
+        .connect(
+            chan.id(),
+            ConnectionAttr::default().on_delivered(move |d| {
+                if d.handle == 0 {
+                    panic!("a callback that panics (expected in this test)");
+                }
+                tx.send(d.handle).unwrap();
+            }),
+        )
+        .unwrap();
+    for i in 0..3 {
+        conn.put("m", i).unwrap();
+        drop(chan.get_timeout(Duration::from_secs(5)).unwrap());
+    }
+    let got: Vec<u64> = (0..2)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+        .collect();
+    assert_eq!(got, [1, 2]);
+}
