@@ -22,6 +22,19 @@ static NEXT_CHID: AtomicI32 = AtomicI32::new(1);
 /// (a thread in [`Channel::get`], a task in [`Channel::recv`] or
 /// [`Channel::readable`]). Events may be coalesced and may be spurious: after an
 /// event, a get finds at least one message or a later event follows.
+///
+/// ```
+/// use asyncmsg::*;
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// let node = Node::new().unwrap();
+/// let fired = Arc::new(AtomicUsize::new(0));
+/// let f = fired.clone();
+/// let chan = node.create_channel(ChannelConfig::default()
+///     .event(ChannelEvent::closure(move || { f.fetch_add(1, Ordering::SeqCst); }))).unwrap();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+/// conn.put("x", 0).unwrap();                 // no getter waits: the event fires
+/// assert_eq!(fired.load(Ordering::SeqCst), 1);
+/// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum ChannelEvent {
@@ -190,6 +203,16 @@ impl ChannelConfig {
 }
 
 /// How to reach a channel: QNX's `(nd, pid, chid)`.
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+/// let id = chan.id();
+/// assert_eq!((id.nd, id.pid), (0, std::process::id()));
+/// let conn = node.connect(ChannelId { nd: 0, pid: id.pid, chid: id.chid }, ConnectionAttr::default());
+/// assert!(conn.is_ok());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChannelId {
     /// Node descriptor; 0 is this node.
@@ -202,6 +225,17 @@ pub struct ChannelId {
 
 /// What a received message carries besides its bytes (QNX
 /// `struct _msg_info` of `struct _asyncmsg_get_header`, B09).
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+/// conn.put("abc", 0).unwrap();
+/// let info = chan.get().unwrap()[0].info();
+/// assert_eq!((info.pid, info.chid, info.coid), (std::process::id(), chan.chid(), conn.coid()));
+/// assert_eq!((info.msglen, info.srcmsglen, info.seq), (3, 3, 0));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MsgInfo {
@@ -231,6 +265,20 @@ pub struct MsgInfo {
 /// A received message. Dropping it gives its buffer back (QNX `asyncmsg_free`):
 /// on the in-process transport the sender's own buffer, which then returns to the
 /// sender in its delivery callback.
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default()
+///     .on_delivered(move |d| tx.send(d.buf).unwrap())).unwrap();
+/// conn.put("hello", 0).unwrap();
+/// let batch = chan.get().unwrap();
+/// assert_eq!(batch[0].text(), "hello");
+/// drop(batch);                                // lets go: the buffer returns to the sender
+/// assert_eq!(&rx.recv().unwrap()[..], b"hello");
+/// ```
 pub struct Message {
     seq: u64,
     conn: Arc<ConnShared>,
@@ -442,12 +490,30 @@ impl Channel {
     /// Takes every visible message, up to `max_buffers`, in one batch (QNX
     /// `asyncmsg_get`). On a blocking channel it waits until a batch is visible; on
     /// a non-blocking one it returns [`GetError::WouldBlock`] at once (B08).
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default().max_buffers(2)).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default().trigger_count(3)).unwrap();
+    /// for i in 0..3 { conn.put(format!("m{i}"), i).unwrap(); }
+    /// assert_eq!(chan.get().unwrap().len(), 2);   // at most max_buffers per get
+    /// assert_eq!(chan.get().unwrap().len(), 1);
+    /// ```
     pub fn get(&self) -> Result<Vec<Message>, GetError> {
         let mut out = Vec::new();
         self.get_into(&mut out, None).map(|()| out)
     }
 
     /// Like [`get`](Self::get), waiting at most `timeout` on a blocking channel.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// # use std::time::Duration;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// assert_eq!(chan.get_timeout(Duration::from_millis(10)).unwrap_err(), GetError::TimedOut);
+    /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<Message>, GetError> {
         let mut out = Vec::new();
         self.get_into(&mut out, Some(timeout)).map(|()| out)
@@ -468,6 +534,20 @@ impl Channel {
 
     /// Appends a batch to `out` if one is visible, never waiting; reusing `out`
     /// avoids an allocation per get.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+    /// let mut batch = Vec::with_capacity(64);
+    /// for i in 0..3 {
+    ///     conn.put("x", i).unwrap();
+    ///     chan.try_get_into(&mut batch).unwrap();
+    ///     assert_eq!(batch.len(), 1);
+    ///     batch.clear();                          // reuse the vector for the next get
+    /// }
+    /// ```
     pub fn try_get_into(&self, out: &mut Vec<Message>) -> Result<(), GetError> {
         let before = out.len();
         let wake = {
@@ -487,6 +567,18 @@ impl Channel {
 
     /// Appends a batch to `out`, as [`get`](Self::get) (`timeout: None`) or
     /// [`get_timeout`](Self::get_timeout) do.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// # use std::time::Duration;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+    /// conn.put("x", 0).unwrap();
+    /// let mut batch = Vec::new();
+    /// chan.get_into(&mut batch, Some(Duration::from_secs(1))).unwrap();
+    /// assert_eq!(batch.len(), 1);
+    /// ```
     pub fn get_into(
         &self,
         out: &mut Vec<Message>,
@@ -541,6 +633,18 @@ impl Channel {
     /// Waits until a get would find messages, without a thread (B08, B13). A
     /// task waiting here counts as a waiting getter: a trigger wakes it instead of
     /// firing the event.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+    /// conn.put("x", 0).unwrap();
+    /// chan.readable().await.unwrap();
+    /// assert_eq!(chan.try_get().unwrap().len(), 1);
+    /// # });
+    /// ```
     pub async fn readable(&self) -> Result<(), GetError> {
         loop {
             let listener = {
@@ -610,6 +714,19 @@ impl Channel {
 
     /// The event file descriptor, when the channel was created with
     /// [`ChannelEvent::Fd`]. It becomes readable on a trigger no getter took.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default().event(ChannelEvent::Fd)).unwrap();
+    /// let fd = chan.event_fd().expect("created with ChannelEvent::Fd");
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+    /// conn.put("x", 0).unwrap();
+    /// let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
+    /// assert_eq!(unsafe { libc::poll(&mut p, 1, 1000) }, 1);   // readable: a batch is ready
+    /// chan.clear_event_fd();
+    /// assert_eq!(chan.try_get().unwrap().len(), 1);
+    /// ```
     pub fn event_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.shared.sink {
             EventSink::Fd(fd) => Some(fd.as_fd()),

@@ -25,6 +25,18 @@ pub type OnceCallback = Box<dyn FnOnce(Delivery) + Send>;
 
 /// The outcome of one put, handed to its delivery callback (B11): exactly once
 /// per message, in put order per connection, with the buffer back for reuse.
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default()
+///     .on_delivered(move |d: Delivery| tx.send((d.handle, d.result, d.seq)).unwrap())).unwrap();
+/// conn.put("x", 7).unwrap();
+/// drop(chan.get().unwrap());
+/// assert_eq!(rx.recv().unwrap(), (7, Ok(()), 0));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Delivery {
@@ -164,6 +176,18 @@ impl ConnectionAttr {
 }
 
 /// How [`Connection::flush`] waits (QNX `asyncmsg_flush` modes, B12).
+///
+/// ```
+/// # use asyncmsg::*;
+/// # use std::time::Duration;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default().trigger_count(0)).unwrap();
+/// conn.put("x", 0).unwrap();
+/// // Nobody gets: a waiting flush times out, and the message stays visible.
+/// assert_eq!(conn.flush(Flush::WaitFor(Duration::from_millis(10))), Err(FlushError::TimedOut));
+/// assert_eq!(chan.try_get().unwrap().len(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flush {
     /// Trigger only (QNX `ASYNCMSG_FLUSH_NONBLOCK`).
@@ -177,6 +201,17 @@ pub enum Flush {
 /// A connection to a channel (QNX `coid`): puts do not wait for the receiver and
 /// do not copy; messages are handed over in batches by the triggers. Dropping it
 /// detaches it.
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+/// assert_eq!(conn.channel_id(), chan.id());
+/// assert_eq!(conn.max_message(), chan.buffer_size());
+/// conn.put(conn.alloc(16), 1).unwrap();
+/// assert_eq!(chan.get().unwrap()[0].len(), 16);
+/// ```
 pub struct Connection {
     pub(crate) shared: Arc<ConnShared>,
     _node: Node,
@@ -269,6 +304,17 @@ impl Connection {
 
     /// Puts a message with its own delivery callback, which replaces the
     /// connection's default for this message (B11).
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// conn.put_with("x", 1, move |d| tx.send(d.result).unwrap()).unwrap();
+    /// drop(chan.get().unwrap());
+    /// assert_eq!(rx.recv().unwrap(), Ok(()));
+    /// ```
     pub fn put_with(
         &self,
         buf: impl Into<SendBuf>,
@@ -285,11 +331,33 @@ impl Connection {
     }
 
     /// Puts a message if a slot is free, never waiting.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default().max_buffers(1)).unwrap();
+    /// conn.try_put("first", 1).unwrap();
+    /// let err = conn.try_put("second", 2).unwrap_err();      // the one slot is in use
+    /// assert_eq!(err.kind(), ErrorKind::WouldBlock);
+    /// assert_eq!(&err.into_buf()[..], b"second");           // nothing is lost
+    /// ```
     pub fn try_put(&self, buf: impl Into<SendBuf>, handle: u64) -> Result<(), PutError> {
         self.put_inner(buf.into(), handle, None, false, None)
     }
 
     /// Puts a message, waiting at most `timeout` for a free slot.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// # use std::time::Duration;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// let conn = node.connect(chan.id(), ConnectionAttr::default().max_buffers(1)).unwrap();
+    /// conn.put("first", 1).unwrap();
+    /// let err = conn.put_timeout("second", 2, Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::WouldBlock);
+    /// ```
     pub fn put_timeout(
         &self,
         buf: impl Into<SendBuf>,
@@ -680,6 +748,19 @@ impl StreamShared {
 /// An async stream of a connection's deliveries (see
 /// [`Connection::deliveries`]). It implements [`futures_core::Stream`]; it never
 /// ends by itself.
+///
+/// ```
+/// # use asyncmsg::*;
+/// # use std::time::Duration;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default().trigger_count(0)).unwrap();
+/// let mut deliveries = conn.deliveries();
+/// conn.put("never taken", 3).unwrap();
+/// conn.detach();
+/// let d = deliveries.next_timeout(Duration::from_secs(1)).unwrap();
+/// assert_eq!((d.handle, d.result), (3, Err(ErrorKind::Detached)));
+/// ```
 pub struct DeliveryStream {
     shared: Arc<StreamShared>,
     listener: Option<EventListener>,

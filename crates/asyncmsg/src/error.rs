@@ -78,6 +78,15 @@ impl PutError {
 }
 
 /// Why a get returned no messages.
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default().nonblocking(true)).unwrap();
+/// let err = chan.get().unwrap_err();
+/// assert_eq!(err, GetError::WouldBlock);
+/// assert_eq!(err.kind().errno(), 11); // EAGAIN
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GetError {
@@ -104,6 +113,15 @@ impl GetError {
 }
 
 /// Why a flush failed.
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+/// chan.destroy();
+/// assert_eq!(conn.flush(Flush::NoWait), Err(FlushError::Destroyed));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlushError {
@@ -143,6 +161,14 @@ impl FlushError {
 }
 
 /// Why a connection could not be attached.
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let err = node.connect("nobody-publishes-this", ConnectionAttr::default()).unwrap_err();
+/// assert!(matches!(err, ConnectError::NotFound(_)));
+/// assert_eq!(err.kind().errno(), 3); // ESRCH
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -176,6 +202,13 @@ impl ConnectError {
 }
 
 /// Why a channel could not be created or published.
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let err = node.create_channel(ChannelConfig::default().buffer_size(0)).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChannelError {
@@ -207,6 +240,15 @@ impl ChannelError {
 }
 
 /// Why `set_attr` refused a change (B16).
+///
+/// ```
+/// # use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default().max_buffers(8)).unwrap();
+/// let err = conn.set_attr(conn.attr().max_buffers(16)).unwrap_err();
+/// assert_eq!(err, AttrError::MaxBuffersFixed { current: 8, requested: 16 });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttrError {
@@ -234,6 +276,13 @@ impl AttrError {
 }
 
 /// Why a node could not start.
+///
+/// ```
+/// # use asyncmsg::*;
+/// // Starting a node fails only when the system refuses a thread.
+/// let node: Result<Node, NodeError> = Node::new();
+/// assert!(node.is_ok());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {

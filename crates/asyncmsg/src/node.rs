@@ -312,6 +312,13 @@ impl Node {
 }
 
 /// Where a connection goes: a channel id or an address string.
+///
+/// ```
+/// use asyncmsg::{ChannelId, Target};
+/// assert_eq!(Target::from("sensors"), Target::Address("sensors".into()));
+/// let id = ChannelId { nd: 0, pid: 1, chid: 2 };
+/// assert_eq!(Target::from(id), Target::Id(id));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// QNX's `(nd, pid, chid)`.

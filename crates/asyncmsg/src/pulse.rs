@@ -10,6 +10,16 @@ use event_listener::Event;
 use crate::link::{lock, wait_for, wait_for_async};
 
 /// A pulse (QNX `struct _pulse`).
+///
+/// ```
+/// use asyncmsg::PulseChannel;
+/// use std::time::Duration;
+/// let pulses = PulseChannel::new();
+/// pulses.sender().send(3, 99);                 // QNX MsgSendPulse
+/// let p = pulses.receive_timeout(Duration::from_secs(1)).unwrap();
+/// assert_eq!((p.code, p.value), (3, 99));
+/// assert!(pulses.try_receive().is_none());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pulse {
     /// The pulse code (QNX `code`; user codes from `_PULSE_CODE_MINAVAIL` = 0).
@@ -99,6 +109,14 @@ impl PulseChannel {
 }
 
 /// Sends pulses to a [`PulseChannel`] (QNX `MsgSendPulse`).
+///
+/// ```
+/// use asyncmsg::PulseChannel;
+/// let pulses = PulseChannel::new();
+/// let sender = pulses.sender();
+/// std::thread::spawn(move || sender.send(1, 2)).join().unwrap();
+/// assert_eq!(pulses.receive().value, 2);
+/// ```
 #[derive(Clone)]
 pub struct PulseSender {
     inner: Arc<Inner>,
