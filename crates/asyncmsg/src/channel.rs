@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use asyncmsg_core::ChannelCore;
 use event_listener::{Event, Listener};
@@ -105,7 +105,14 @@ impl EventSink {
     pub(crate) fn fire(&self, chid: i32) {
         match self {
             EventSink::None => {}
-            EventSink::Closure(f) => f(),
+            EventSink::Closure(f) => {
+                // The closure runs on whichever thread caused the trigger (a
+                // putter, a getter, the timer thread): its panic must not unwind
+                // into asyncmsg's own threads.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f())).is_err() {
+                    eprintln!("asyncmsg: a channel event closure panicked");
+                }
+            }
             EventSink::Pulse {
                 target,
                 code,
@@ -422,7 +429,7 @@ impl Channel {
             getters: Event::new(),
             destroyed: std::sync::atomic::AtomicBool::new(false),
             sink,
-            name: Mutex::new(None),
+            names: Mutex::new(Vec::new()),
         });
         registry::insert(&shared);
         Ok(Channel {
@@ -483,7 +490,10 @@ impl Channel {
             return Err(ChannelError::Destroyed);
         }
         registry::publish(name, &self.shared)?;
-        *lock(&self.shared.name) = Some(name.to_owned());
+        let mut names = lock(&self.shared.names);
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
         Ok(())
     }
 
@@ -584,7 +594,7 @@ impl Channel {
         out: &mut Vec<Message>,
         timeout: Option<Duration>,
     ) -> Result<(), GetError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(crate::link::deadline_after);
         let before = out.len();
         let mut st = lock(&self.shared.state);
         loop {

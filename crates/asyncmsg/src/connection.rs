@@ -18,6 +18,10 @@ use crate::node::Node;
 
 static NEXT_COID: AtomicI32 = AtomicI32::new(1);
 
+/// The most messages a connection may have in flight (`max_buffers`): each
+/// takes a slot, allocated when the connection is attached.
+pub const MAX_BUFFERS: u32 = 1 << 20;
+
 /// A connection's default delivery callback.
 pub type Callback = Arc<dyn Fn(Delivery) + Send + Sync>;
 /// A per-put delivery callback.
@@ -236,6 +240,11 @@ impl Connection {
                 "max_buffers must be at least 1",
             ));
         }
+        if attr.max_buffers > MAX_BUFFERS {
+            return Err(ConnectError::InvalidArgument(
+                "max_buffers above asyncmsg::MAX_BUFFERS (1048576)",
+            ));
+        }
         let shared = Arc::new(ConnShared::new(
             NEXT_COID.fetch_add(1, Ordering::Relaxed),
             attr.nonblocking,
@@ -299,7 +308,13 @@ impl Connection {
     /// assert_eq!(batch.len(), 2);
     /// ```
     pub fn put(&self, buf: impl Into<SendBuf>, handle: u64) -> Result<(), PutError> {
-        self.put_inner(buf.into(), handle, None, !self.shared.nonblocking, None)
+        self.put_inner(
+            buf.into(),
+            handle,
+            None,
+            !self.shared.nonblocking.load(Ordering::Relaxed),
+            None,
+        )
     }
 
     /// Puts a message with its own delivery callback, which replaces the
@@ -325,7 +340,7 @@ impl Connection {
             buf.into(),
             handle,
             Some(crate::link::Owned::new(Box::new(callback))),
-            !self.shared.nonblocking,
+            !self.shared.nonblocking.load(Ordering::Relaxed),
             None,
         )
     }
@@ -434,7 +449,7 @@ impl Connection {
             if let Some(t) = timeout
                 && deadline.is_none()
             {
-                deadline = Some(Instant::now() + t);
+                deadline = crate::link::deadline_after(t);
             }
             let timed_out = wait
                 && match deadline {
@@ -469,7 +484,7 @@ impl Connection {
         let deadline = match mode {
             Flush::NoWait => return Ok(()),
             Flush::Wait => None,
-            Flush::WaitFor(d) => Some(Instant::now() + d),
+            Flush::WaitFor(d) => crate::link::deadline_after(d),
         };
         let c = &self.shared;
         loop {
@@ -601,13 +616,14 @@ impl Connection {
             trigger_count: cfg.trigger_count,
             trigger_time: cfg.trigger_time,
             trigger_interval: cfg.trigger_interval,
-            nonblocking: self.shared.nonblocking,
+            nonblocking: self.shared.nonblocking.load(Ordering::Relaxed),
             callback,
         }
     }
 
-    /// Changes the triggers and the default callback from the next put on (QNX
-    /// `asyncmsg_connect_attr` set, B16). A different `max_buffers` is refused.
+    /// Changes the triggers, the default callback and whether puts may block,
+    /// from the next put on (QNX `asyncmsg_connect_attr` set, B16). A different
+    /// `max_buffers` is refused.
     ///
     /// ```
     /// # use asyncmsg::*;
@@ -635,6 +651,7 @@ impl Connection {
         st.core
             .set_triggers(cfg.trigger_count, cfg.trigger_time, cfg.trigger_interval);
         st.generation += 1;
+        c.nonblocking.store(attr.nonblocking, Ordering::Relaxed);
         lock(&c.callbacks)
             .list
             .push_back((st.generation, attr.callback));
@@ -663,7 +680,7 @@ impl Connection {
             queue: Mutex::new(VecDeque::new()),
             ready: Event::new(),
         });
-        *lock(&self.shared.stream) = Some(shared.clone());
+        *lock(&self.shared.stream) = Some(Arc::downgrade(&shared));
         DeliveryStream {
             shared,
             listener: None,
@@ -786,7 +803,7 @@ impl DeliveryStream {
     /// The next delivery, waiting at most `timeout` (blocking).
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Delivery> {
         let shared = &self.shared;
-        crate::link::wait_for(&shared.ready, Some(Instant::now() + timeout), || {
+        crate::link::wait_for(&shared.ready, crate::link::deadline_after(timeout), || {
             lock(&shared.queue).pop_front()
         })
     }

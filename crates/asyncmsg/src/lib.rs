@@ -53,7 +53,8 @@ pub use asyncmsg_core as core;
 pub use buf::SendBuf;
 pub use channel::{Channel, ChannelConfig, ChannelEvent, ChannelId, Message, MsgInfo};
 pub use connection::{
-    Callback, Connection, ConnectionAttr, Delivery, DeliveryStream, Flush, OnceCallback,
+    Callback, Connection, ConnectionAttr, Delivery, DeliveryStream, Flush, MAX_BUFFERS,
+    OnceCallback,
 };
 pub use error::{
     AttrError, ChannelError, ConnectError, ErrorKind, FlushError, GetError, NodeError, PutError,

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use asyncmsg_core::{ChannelCore, ErrorKind, Publish, SendConfig, SendCore, Wake};
 use asyncmsg_inproc::SlotRing;
@@ -23,6 +23,12 @@ use crate::node::{DeliveryQueue, Job, NodeShared, Timers};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The instant `timeout` from now; `None` (no deadline) when that lies beyond
+/// what `Instant` can represent, so `Duration::MAX` means "wait for ever".
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// Waits on `event` until `take` yields a value, or until `deadline` passes
@@ -175,7 +181,7 @@ pub(crate) struct ConnShared {
     _head: Padded<()>,
     pub(crate) coid: i32,
     pub(crate) pid: u32,
-    pub(crate) nonblocking: bool,
+    pub(crate) nonblocking: AtomicBool,
     pub(crate) chan: Arc<ChanShared>,
     pub(crate) node: Arc<NodeShared>,
     pub(crate) ring: SlotRing<Item>,
@@ -191,11 +197,16 @@ pub(crate) struct ConnShared {
     pub(crate) queued: Padded<AtomicBool>,
     /// In the node's delivery queue.
     pub(crate) delivery_pending: Padded<AtomicBool>,
+    /// The link was closed (detach, destroy): it must never be queued again.
+    /// Set under the channel lock by detach, read under it by `announce`.
+    pub(crate) closed: AtomicBool,
     /// Senders blocked in put or flush wait here.
     pub(crate) sender_event: Event,
     pub(crate) sender_waiters: Padded<AtomicU64>,
     pub(crate) callbacks: Mutex<Callbacks>,
-    pub(crate) stream: Mutex<Option<Arc<crate::connection::StreamShared>>>,
+    /// Where deliveries go when no callback takes them; weak, so that dropping
+    /// the `DeliveryStream` drops later deliveries instead of keeping them.
+    pub(crate) stream: Mutex<Option<std::sync::Weak<crate::connection::StreamShared>>>,
 }
 
 impl ConnShared {
@@ -213,7 +224,7 @@ impl ConnShared {
             _head: Padded(()),
             coid,
             pid: std::process::id(),
-            nonblocking,
+            nonblocking: AtomicBool::new(nonblocking),
             ring: SlotRing::new(cfg.max_buffers as usize),
             send: Padded(Mutex::new(SendState {
                 core: SendCore::new(cfg),
@@ -227,6 +238,7 @@ impl ConnShared {
             completed: Padded(AtomicU64::new(0)),
             queued: Padded(AtomicBool::new(false)),
             delivery_pending: Padded(AtomicBool::new(false)),
+            closed: AtomicBool::new(false),
             sender_event: Event::new(),
             sender_waiters: Padded(AtomicU64::new(0)),
             callbacks: Mutex::new(Callbacks { list }),
@@ -282,6 +294,11 @@ impl ConnShared {
         let chan = &self.chan;
         let wake = {
             let mut st = lock(&chan.state);
+            // A trigger that lost the race with a detach (which closes the link
+            // under this lock) must not queue the dead connection again.
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
             st.core.on_trigger(ConnKey(self.clone()))
         };
         chan.wake(wake);
@@ -352,7 +369,9 @@ impl ConnShared {
         if self.sender_waiters.load(Ordering::SeqCst) > 0 {
             self.sender_event.notify(usize::MAX);
         }
-        let stream = lock(&self.stream).clone();
+        let stream = lock(&self.stream)
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade);
         let mut cached: Option<(u32, Option<Callback>)> = None;
         for (seq, item) in scratch.drain(..) {
             let default = match &cached {
@@ -409,9 +428,12 @@ impl ConnShared {
                 return out;
             }
             st.state = LinkState::Closed(reason);
+            self.closed.store(true, Ordering::SeqCst);
             self.refresh(&mut st);
             let range = st.core.fail_untaken();
-            let stream = lock(&self.stream).clone();
+            let stream = lock(&self.stream)
+                .as_ref()
+                .and_then(std::sync::Weak::upgrade);
             // Nothing is visible any more: a get that still finds this connection
             // queued takes nothing. (`taken` stays what receivers really took, for
             // flushes that wait on it; it is written only under the channel lock,
@@ -470,7 +492,8 @@ pub(crate) struct ChanShared {
     pub(crate) getters: Event,
     pub(crate) destroyed: AtomicBool,
     pub(crate) sink: EventSink,
-    pub(crate) name: Mutex<Option<String>>,
+    /// Names the channel is published under.
+    pub(crate) names: Mutex<Vec<String>>,
 }
 
 impl ChanShared {

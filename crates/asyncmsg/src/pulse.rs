@@ -3,11 +3,11 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use event_listener::Event;
 
-use crate::link::{lock, wait_for, wait_for_async};
+use crate::link::{deadline_after, lock, wait_for, wait_for_async};
 
 /// A pulse (QNX `struct _pulse`).
 ///
@@ -92,7 +92,7 @@ impl PulseChannel {
 
     /// Waits at most `timeout` for the next pulse.
     pub fn receive_timeout(&self, timeout: Duration) -> Option<Pulse> {
-        wait_for(&self.inner.ready, Some(Instant::now() + timeout), || {
+        wait_for(&self.inner.ready, deadline_after(timeout), || {
             self.try_receive()
         })
     }

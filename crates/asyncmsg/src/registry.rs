@@ -27,12 +27,13 @@ pub(crate) fn insert(chan: &Arc<ChanShared>) {
 pub(crate) fn remove(chan: &ChanShared) {
     let mut t = lock(table());
     t.by_chid.remove(&chan.chid);
-    if let Some(name) = lock(&chan.name).take()
-        && t.by_name
+    for name in lock(&chan.names).drain(..) {
+        if t.by_name
             .get(&name)
             .is_some_and(|w| std::ptr::eq(w.as_ptr(), chan))
-    {
-        t.by_name.remove(&name);
+        {
+            t.by_name.remove(&name);
+        }
     }
 }
 
