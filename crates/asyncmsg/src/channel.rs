@@ -489,12 +489,7 @@ impl Channel {
         if self.shared.destroyed.load(Ordering::Acquire) {
             return Err(ChannelError::Destroyed);
         }
-        registry::publish(name, &self.shared)?;
-        let mut names = lock(&self.shared.names);
-        if !names.iter().any(|n| n == name) {
-            names.push(name.to_owned());
-        }
-        Ok(())
+        registry::publish(name, &self.shared)
     }
 
     /// Takes every visible message, up to `max_buffers`, in one batch (QNX

@@ -133,10 +133,13 @@ impl Timers {
 
     fn run(self: Arc<Self>) {
         loop {
+            // Listen before looking at `stop`: a stop (and its notification)
+            // between the look and the listen would otherwise be missed, and
+            // the node's drop would wait for this thread for ever.
+            let listener = self.changed.listen();
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            let listener = self.changed.listen();
             let now = Instant::now();
             let mut due = Vec::new();
             let next = {

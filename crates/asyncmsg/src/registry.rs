@@ -39,6 +39,12 @@ pub(crate) fn remove(chan: &ChanShared) {
 
 pub(crate) fn publish(name: &str, chan: &Arc<ChanShared>) -> Result<(), ChannelError> {
     let mut t = lock(table());
+    // Under the table lock, so that a destroy (which withdraws the channel's
+    // names under it too) either comes first and refuses, or comes after and
+    // withdraws this name.
+    if chan.destroyed.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(ChannelError::Destroyed);
+    }
     if let Some(w) = t.by_name.get(name)
         && w.strong_count() > 0
         && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(chan))
@@ -46,6 +52,10 @@ pub(crate) fn publish(name: &str, chan: &Arc<ChanShared>) -> Result<(), ChannelE
         return Err(ChannelError::NameTaken(name.to_owned()));
     }
     t.by_name.insert(name.to_owned(), Arc::downgrade(chan));
+    let mut names = lock(&chan.names);
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_owned());
+    }
     Ok(())
 }
 
