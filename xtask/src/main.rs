@@ -25,7 +25,7 @@ commands:
             markdown table, writes target/bench/results.json and REPORT.md
   compare A.json B.json
             print the change between two results.json files as markdown
-  stress    run the stress tests: cargo test --workspace -- --ignored
+  stress    run the stress tests: cargo test --workspace --release -- --ignored
   ci        run what CI runs: .ci/run
 ";
 
@@ -70,7 +70,8 @@ fn run() -> Result<ExitCode> {
         }
         "stress" => status(
             Command::new(cargo())
-                .args(["test", "--workspace", "--", "--ignored"])
+                // Release: the stress tests move tens of millions of messages.
+                .args(["test", "--workspace", "--release", "--", "--ignored"])
                 .args(rest),
         ),
         "ci" => status(Command::new("bash").arg(workspace_root().join(".ci/run"))),
