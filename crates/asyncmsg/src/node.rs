@@ -14,7 +14,7 @@ use crate::SendBuf;
 use crate::channel::{Channel, ChannelConfig, ChannelId};
 use crate::connection::{Connection, ConnectionAttr};
 use crate::error::{ChannelError, ConnectError, NodeError};
-use crate::link::{ConnShared, Failed};
+use crate::link::{ConnShared, Failed, lock};
 use crate::registry;
 
 static NEXT_NODE: AtomicU64 = AtomicU64::new(1);
@@ -41,10 +41,7 @@ pub(crate) struct DeliveryQueue {
 
 impl DeliveryQueue {
     pub(crate) fn push(&self, job: Job) {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(job);
+        lock(&self.jobs).push_back(job);
         self.ready.notify(1);
     }
 
@@ -57,11 +54,7 @@ impl DeliveryQueue {
         DELIVERY_THREAD_OF.with(|c| c.set(self.node_id));
         let mut scratch = Vec::new();
         loop {
-            let job = self
-                .jobs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop_front();
+            let job = lock(&self.jobs).pop_front();
             match job {
                 Some(Job::Released(conn)) => conn.deliver_released(&mut scratch),
                 Some(Job::Failed(list)) => {
@@ -74,11 +67,7 @@ impl DeliveryQueue {
                         return;
                     }
                     event_listener::listener!(self.ready => listener);
-                    let empty = self
-                        .jobs
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .is_empty();
+                    let empty = lock(&self.jobs).is_empty();
                     if empty && !self.stop.load(Ordering::Acquire) {
                         listener.wait();
                     }
@@ -119,7 +108,7 @@ pub(crate) struct Timers {
 
 impl Timers {
     pub(crate) fn arm(&self, at: Instant, conn: &Arc<ConnShared>) {
-        let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        let mut heap = lock(&self.heap);
         let earliest = heap.peek().is_none_or(|e| at < e.at);
         heap.push(TimerEntry {
             at,
@@ -143,7 +132,7 @@ impl Timers {
             let now = Instant::now();
             let mut due = Vec::new();
             let next = {
-                let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+                let mut heap = lock(&self.heap);
                 while heap.peek().is_some_and(|e| e.at <= now) {
                     due.push(heap.pop().expect("peeked"));
                 }
@@ -185,7 +174,7 @@ impl Drop for NodeShared {
         self.delivery.ready.notify(usize::MAX);
         self.timers.stop.store(true, Ordering::Release);
         self.timers.changed.notify(usize::MAX);
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads = std::mem::take(&mut *lock(&self.threads));
         let me = std::thread::current().id();
         for t in threads {
             if t.thread().id() != me {
