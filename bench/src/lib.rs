@@ -199,6 +199,58 @@ pub fn run(cell: Cell, n: u64) -> Result<Duration> {
     }
 }
 
+/// The CPU the sender side of every cell runs on, and the receiver's.
+const SENDER_CPU: usize = 0;
+const RECEIVER_CPU: usize = 1;
+
+/// Keeps the calling thread on one CPU while it lives, then restores the
+/// thread's previous CPU set. Every cell pins its sender and its receiver to
+/// two different CPUs, so that all cells are measured in the same placement
+/// (unpinned, the scheduler sometimes puts both on one CPU, which changes
+/// per-message handovers such as crossbeam's by 4x between runs). Threads a
+/// cell starts itself, such as asyncmsg's delivery thread, are not pinned.
+/// Does nothing on a machine with fewer than two CPUs.
+#[derive(Debug)]
+pub struct Pinned {
+    previous: Option<libc::cpu_set_t>,
+}
+
+/// Pins the calling thread to `cpu` (see [`Pinned`]).
+pub fn pin(cpu: usize) -> Pinned {
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 || cpu >= cpus {
+        return Pinned { previous: None };
+    }
+    // SAFETY: cpu_set_t is plain data; the calls get and set the calling
+    // thread's affinity with a correctly sized set, and results are checked.
+    unsafe {
+        let mut previous: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(0, size, &mut previous) != 0 {
+            return Pinned { previous: None };
+        }
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        if libc::sched_setaffinity(0, size, &one) != 0 {
+            return Pinned { previous: None };
+        }
+        Pinned {
+            previous: Some(previous),
+        }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // SAFETY: restores the set read by `pin` on this same thread.
+            unsafe {
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &previous);
+            }
+        }
+    }
+}
+
 fn stamp(buf: &mut [u8], index: u64) {
     buf[..8].copy_from_slice(&index.to_le_bytes());
 }
@@ -315,6 +367,7 @@ fn run_asyncmsg(n: u64, trigger: u32) -> Result<Duration> {
             .spawn(move || -> Result<asyncmsg::Channel> {
                 let mut batch: Vec<Message> = Vec::with_capacity(ASYNCMSG_MAX_BUFFERS as usize);
                 let mut expected = 0u64;
+                let _pinned = pin(RECEIVER_CPU);
                 start.wait();
                 while expected < n {
                     let asked = Instant::now();
@@ -342,6 +395,7 @@ fn run_asyncmsg(n: u64, trigger: u32) -> Result<Duration> {
             .context("spawning the receiver")?
     };
 
+    let _pinned = pin(SENDER_CPU);
     start.wait();
     let began = Instant::now();
     let mut sent = Ok(());
@@ -396,6 +450,7 @@ fn run_crossbeam(n: u64) -> Result<Duration> {
         thread::Builder::new()
             .name("bench-receiver".into())
             .spawn(move || -> Result<()> {
+                let _pinned = pin(RECEIVER_CPU);
                 start.wait();
                 for expected in 0..n {
                     let msg = rx
@@ -411,6 +466,7 @@ fn run_crossbeam(n: u64) -> Result<Duration> {
             })
             .context("spawning the receiver")?
     };
+    let _pinned = pin(SENDER_CPU);
     start.wait();
     let began = Instant::now();
     for i in 0..n {
@@ -438,6 +494,7 @@ fn run_crossbeam_batches(n: u64) -> Result<Duration> {
             .name("bench-receiver".into())
             .spawn(move || -> Result<()> {
                 let mut expected = 0u64;
+                let _pinned = pin(RECEIVER_CPU);
                 start.wait();
                 while expected < n {
                     let mut batch = rx
@@ -457,6 +514,7 @@ fn run_crossbeam_batches(n: u64) -> Result<Duration> {
             })
             .context("spawning the receiver")?
     };
+    let _pinned = pin(SENDER_CPU);
     start.wait();
     let began = Instant::now();
     let mut i = 0u64;

@@ -227,7 +227,7 @@ impl Results {
         );
         o += &format!(
             "## In-process throughput, {PAYLOAD} B messages\n\n\
-             One sender thread, one receiver thread, {} messages per run, {} runs per \
+             One sender thread and one receiver thread, pinned to CPUs 0 and 1 (asyncmsg's delivery thread unpinned), {} messages per run, {} runs per \
              cell, interleaved; every run checks count and order. Median and min–max.\n\n",
             m.messages, m.runs
         );
