@@ -6,6 +6,30 @@
 //! while a user callback runs. The per-message path takes the connection's
 //! `send` mutex only (uncontended unless several threads put on one connection);
 //! the channel mutex is taken once per trigger and once per get.
+//!
+//! ## A message's way, and the counters that hand it on
+//! `put` (sender, under `send`) writes slot `seq` and, when the core says so,
+//! publishes `visible`; a get (under the channel lock) takes `taken..visible`
+//! and advances `taken` (the cumulative acknowledgement flushes wait on); the
+//! receiver reads each message in place and its drop sets the slot's released
+//! flag; the node's delivery thread completes released slots in order,
+//! advances `completed` (freeing slots for puts) and runs the callbacks.
+//!
+//! ## Two store-then-load handshakes (each side: SeqCst store, then SeqCst load)
+//! Both exist so that nobody sleeps on work the other side just published; the
+//! stress tests in `tests/races.rs` and `tests/edges.rs` exercise them.
+//! * **Announcing a batch** (`queued`): a put stores `visible`, then looks at
+//!   `queued`; if clear it sets it and queues the connection on the channel
+//!   (`publish_locked` + `announce`). A get that drained a connection clears
+//!   `queued`, then looks at `visible` again and re-queues it if it grew
+//!   (`take_once`). Either the put sees the flag clear, or the get sees the new
+//!   `visible`. A get never sleeps with a connection it re-queued itself
+//!   (`take_batch` loops), and a closed link is never queued (`closed`).
+//! * **Waking the delivery thread** (`delivery_pending`): a receiver's drop sets
+//!   the slot's released flag, fences, then looks at `delivery_pending`; if clear
+//!   it sets it and queues a job. The delivery thread clears the flag, fences,
+//!   then scans the released flags. Either the drop queues a job, or the scan
+//!   sees its slot.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
