@@ -2,12 +2,17 @@
 
 use std::ops::{Deref, DerefMut};
 
+use asyncmsg_shm::pool::PoolBuf;
+
 /// A message buffer lent to asyncmsg by a put and handed back by its delivery
 /// callback (QNX: the buffer passed to `asyncmsg_put`, returned through the
 /// callback; `asyncmsg_malloc` makes one).
 ///
 /// On the in-process transport the buffer itself moves to the receiver: no byte
-/// is copied. Build one from a `Vec<u8>` (no copy), a `String`, a slice (one
+/// is copied. Across processes, a buffer made by [`Node::alloc`](crate::Node::alloc)
+/// above [`SHARED_ALLOC_MIN`] bytes lives in the node's shared memory pool, so
+/// only its place crosses the ring (B17); other buffers are copied once into
+/// shared memory. Build one from a `Vec<u8>` (no copy), a `String`, a slice (one
 /// copy), or with [`Node::alloc`](crate::Node::alloc).
 ///
 /// ```
@@ -18,106 +23,181 @@ use std::ops::{Deref, DerefMut};
 /// let v: Vec<u8> = b.into_vec();
 /// assert_eq!(v.len(), 4);
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Default)]
 pub struct SendBuf {
-    bytes: Vec<u8>,
+    repr: Repr,
+}
+
+/// Buffers of at least this many bytes from [`Node::alloc`](crate::Node::alloc)
+/// live in the node's shared memory pool.
+pub const SHARED_ALLOC_MIN: usize = 4096;
+
+enum Repr {
+    Heap(Vec<u8>),
+    Pool(PoolBuf),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Heap(Vec::new())
+    }
 }
 
 impl SendBuf {
-    /// A zeroed buffer of `len` bytes.
+    /// A zeroed buffer of `len` bytes (on the heap).
     pub fn zeroed(len: usize) -> Self {
         SendBuf {
-            bytes: vec![0; len],
+            repr: Repr::Heap(vec![0; len]),
         }
+    }
+
+    pub(crate) fn pooled(buf: PoolBuf) -> Self {
+        SendBuf {
+            repr: Repr::Pool(buf),
+        }
+    }
+
+    /// The buffer in a shared memory pool, if it lives in one.
+    pub(crate) fn pool_buf(&self) -> Option<&PoolBuf> {
+        match &self.repr {
+            Repr::Pool(p) => Some(p),
+            Repr::Heap(_) => None,
+        }
+    }
+
+    /// Whether the buffer lives in a node's shared memory pool (see
+    /// [`Node::alloc`](crate::Node::alloc)).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.repr, Repr::Pool(_))
     }
 
     /// The message length in bytes.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.as_slice().len()
     }
 
     /// Whether the message is empty.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len() == 0
     }
 
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
-        &self.bytes
+        match &self.repr {
+            Repr::Heap(v) => v,
+            Repr::Pool(p) => p,
+        }
     }
 
-    /// Replaces the contents with `data`, reusing the allocation where it fits.
+    /// Replaces the contents with `data`, reusing the allocation where it fits
+    /// (a shared buffer stays shared when `data` fits its chunk).
     pub fn set(&mut self, data: &[u8]) {
-        self.bytes.clear();
-        self.bytes.extend_from_slice(data);
+        if let Repr::Pool(p) = &mut self.repr
+            && p.set_len(data.len())
+        {
+            p.copy_from_slice(data);
+            return;
+        }
+        let v = self.as_mut_vec();
+        v.clear();
+        v.extend_from_slice(data);
     }
 
-    /// Gives the underlying vector back.
+    /// Gives the underlying vector back (a shared buffer is copied out).
     pub fn into_vec(self) -> Vec<u8> {
-        self.bytes
+        match self.repr {
+            Repr::Heap(v) => v,
+            Repr::Pool(p) => p.to_vec(),
+        }
     }
 
-    /// The underlying vector, to resize or refill it in place.
+    /// The underlying vector, to resize or refill it in place. A shared buffer
+    /// moves to the heap first (one copy) and stops being shared.
     pub fn as_mut_vec(&mut self) -> &mut Vec<u8> {
-        &mut self.bytes
+        if let Repr::Pool(p) = &self.repr {
+            self.repr = Repr::Heap(p.to_vec());
+        }
+        match &mut self.repr {
+            Repr::Heap(v) => v,
+            Repr::Pool(_) => unreachable!("moved to the heap above"),
+        }
     }
 }
 
+impl Clone for SendBuf {
+    /// A copy on the heap.
+    fn clone(&self) -> Self {
+        SendBuf {
+            repr: Repr::Heap(self.as_slice().to_vec()),
+        }
+    }
+}
+
+impl PartialEq for SendBuf {
+    fn eq(&self, o: &Self) -> bool {
+        self.as_slice() == o.as_slice()
+    }
+}
+
+impl Eq for SendBuf {}
+
 impl std::fmt::Debug for SendBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SendBuf({} bytes)", self.bytes.len())
+        let shared = if self.is_shared() { ", shared" } else { "" };
+        write!(f, "SendBuf({} bytes{shared})", self.len())
     }
 }
 
 impl Deref for SendBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.bytes
+        self.as_slice()
     }
 }
 
 impl DerefMut for SendBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes
+        match &mut self.repr {
+            Repr::Heap(v) => v,
+            Repr::Pool(p) => p,
+        }
     }
 }
 
 impl From<Vec<u8>> for SendBuf {
     fn from(bytes: Vec<u8>) -> Self {
-        SendBuf { bytes }
+        SendBuf {
+            repr: Repr::Heap(bytes),
+        }
     }
 }
 
 impl From<&[u8]> for SendBuf {
     fn from(b: &[u8]) -> Self {
-        SendBuf { bytes: b.to_vec() }
+        b.to_vec().into()
     }
 }
 
 impl<const N: usize> From<&[u8; N]> for SendBuf {
     fn from(b: &[u8; N]) -> Self {
-        SendBuf { bytes: b.to_vec() }
+        b.to_vec().into()
     }
 }
 
 impl From<String> for SendBuf {
     fn from(s: String) -> Self {
-        SendBuf {
-            bytes: s.into_bytes(),
-        }
+        s.into_bytes().into()
     }
 }
 
 impl From<&str> for SendBuf {
     fn from(s: &str) -> Self {
-        SendBuf {
-            bytes: s.as_bytes().to_vec(),
-        }
+        s.as_bytes().to_vec().into()
     }
 }
 
 impl From<SendBuf> for Vec<u8> {
     fn from(b: SendBuf) -> Self {
-        b.bytes
+        b.into_vec()
     }
 }

@@ -3,18 +3,50 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use asyncmsg_core::ChannelCore;
-use event_listener::{Event, Listener};
+use event_listener::Event;
 
 use crate::error::{ChannelError, GetError};
 use crate::link::{ChanShared, ChanState, ConnShared, lock};
 use crate::node::Node;
 use crate::pulse::PulseSender;
 use crate::registry;
+use crate::shm::RemoteConn;
 
 static NEXT_CHID: AtomicI32 = AtomicI32::new(1);
+
+/// Spins up to `spin` (never past `deadline`) until `done` says so.
+fn spin_until(spin: Duration, deadline: Option<Instant>, done: impl Fn() -> bool) -> bool {
+    if done() {
+        return true;
+    }
+    if spin.is_zero() {
+        return false;
+    }
+    let start = Instant::now();
+    let mut until = start + spin;
+    if let Some(at) = deadline {
+        until = until.min(at);
+    }
+    let mut n = 0u32;
+    loop {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        if done() {
+            return true;
+        }
+        n += 1;
+        // Read the clock only every few rounds: it costs more than a look.
+        if n % 8 == 0 && Instant::now() >= until {
+            return false;
+        }
+    }
+}
+
+/// How long a blocking get spins before it sleeps, unless configured.
+const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(20);
 
 /// How the channel tells its owner that a get will find messages (B13).
 ///
@@ -164,10 +196,12 @@ pub struct ChannelConfig {
     pub(crate) buffer_size: usize,
     pub(crate) max_buffers: usize,
     pub(crate) event: ChannelEvent,
+    pub(crate) busy_poll: Duration,
 }
 
 impl Default for ChannelConfig {
-    /// Blocking, mode 0o600, 64 KiB messages, 64 messages per get, no event.
+    /// Blocking, mode 0o600, 64 KiB messages, 64 messages per get, no event,
+    /// 20 µs of busy-polling before a getter sleeps.
     fn default() -> Self {
         ChannelConfig {
             nonblocking: false,
@@ -175,6 +209,7 @@ impl Default for ChannelConfig {
             buffer_size: 64 * 1024,
             max_buffers: 64,
             event: ChannelEvent::None,
+            busy_poll: DEFAULT_BUSY_POLL,
         }
     }
 }
@@ -205,6 +240,14 @@ impl ChannelConfig {
     /// The event that tells the owner messages are ready.
     pub fn event(mut self, event: ChannelEvent) -> Self {
         self.event = event;
+        self
+    }
+    /// How long a blocking get spins, looking for a batch, before it sleeps
+    /// (default 20 µs). Spinning saves the wake-up of a sleeping getter (a few
+    /// microseconds) when batches follow each other closely, at the price of a
+    /// busy CPU; `Duration::ZERO` sleeps at once.
+    pub fn busy_poll(mut self, spin: Duration) -> Self {
+        self.busy_poll = spin;
         self
     }
 }
@@ -288,22 +331,42 @@ pub struct MsgInfo {
 /// ```
 pub struct Message {
     seq: u64,
-    conn: Arc<ConnShared>,
+    src: Source,
+}
+
+/// Where a message lies: in a connection of this process, or in a shared
+/// segment of a sender in another process.
+enum Source {
+    Local(Arc<ConnShared>),
+    Remote(Arc<RemoteConn>),
 }
 
 impl Message {
-    pub(crate) fn new(seq: u64, conn: Arc<ConnShared>) -> Self {
-        Message { seq, conn }
+    pub(crate) fn local(seq: u64, conn: Arc<ConnShared>) -> Self {
+        Message {
+            seq,
+            src: Source::Local(conn),
+        }
+    }
+
+    pub(crate) fn remote(seq: u64, conn: Arc<RemoteConn>) -> Self {
+        Message {
+            seq,
+            src: Source::Remote(conn),
+        }
     }
 
     /// The message bytes.
     pub fn data(&self) -> &[u8] {
-        // SAFETY: this message was taken by a get and is released only when it is
-        // dropped, so its slot holds the sender's item, unchanged, for as long as
-        // `self` (and so the returned borrow) lives.
-        match unsafe { self.conn.ring.get(self.seq) } {
-            Some(item) => item.buf.as_slice(),
-            None => &[],
+        match &self.src {
+            // SAFETY: this message was taken by a get and is released only when
+            // it is dropped, so its slot holds the sender's item, unchanged, for
+            // as long as `self` (and so the returned borrow) lives.
+            Source::Local(conn) => match unsafe { conn.ring.get(self.seq) } {
+                Some(item) => item.buf.as_slice(),
+                None => &[],
+            },
+            Source::Remote(conn) => conn.data(self.seq),
         }
     }
 
@@ -320,13 +383,17 @@ impl Message {
     /// Sender, channel, lengths and sequence number.
     pub fn info(&self) -> MsgInfo {
         let len = self.len();
+        let (pid, chid, coid, scoid) = match &self.src {
+            Source::Local(c) => (c.pid, c.channel().1, c.coid, c.coid),
+            Source::Remote(r) => (r.pid, r.chid, r.coid, r.scoid),
+        };
         MsgInfo {
             nd: 0,
-            pid: self.conn.pid,
+            pid,
             tid: 0,
-            chid: self.conn.chan.chid,
-            scoid: self.conn.coid,
-            coid: self.conn.coid,
+            chid,
+            scoid,
+            coid,
             msglen: len,
             srcmsglen: len,
             seq: self.seq,
@@ -358,10 +425,27 @@ impl std::ops::Deref for Message {
 
 impl Drop for Message {
     fn drop(&mut self) {
-        // SAFETY: this message was taken by a get; dropping it is its one release,
-        // and no borrow of its data outlives `self`.
-        unsafe { self.conn.release(self.seq) };
+        match &self.src {
+            // SAFETY: this message was taken by a get; dropping it is its one
+            // release, and no borrow of its data outlives `self`.
+            Source::Local(conn) => unsafe { conn.release(self.seq) },
+            Source::Remote(conn) => conn.release(self.seq),
+        }
     }
+}
+
+/// A sender in another process that went away while connected (B22), as
+/// [`Channel::lost_peers`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerLost {
+    /// The sender's process.
+    pub pid: u32,
+    /// The connection's id on this side (as in [`MsgInfo::scoid`]).
+    pub scoid: i32,
+    /// Why: [`ErrorKind::PeerLost`](crate::ErrorKind::PeerLost) for a process
+    /// that died, [`ErrorKind::Protocol`](crate::ErrorKind::Protocol) for a
+    /// corrupt ring (B21).
+    pub reason: crate::ErrorKind,
 }
 
 /// A channel (QNX `chid`): messages from its connections arrive here in batches.
@@ -413,6 +497,12 @@ impl Channel {
             },
             ChannelEvent::Fd => EventSink::Fd(eventfd()?),
         };
+        let bell = asyncmsg_shm::ring::Bell::create()?;
+        if !matches!(sink, EventSink::None) {
+            // Senders in other processes must tell this process of every
+            // trigger, so that the event fires even when no getter waits.
+            bell.wanted().fetch_add(1, Ordering::SeqCst);
+        }
         let chid = NEXT_CHID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(ChanShared {
             chid,
@@ -420,18 +510,20 @@ impl Channel {
             nonblocking: cfg.nonblocking,
             buffer_size: cfg.buffer_size,
             mode: cfg.mode,
-            state: Mutex::new(ChanState {
-                core: ChannelCore::new(cfg.max_buffers),
-                conns: Vec::new(),
-                plan: Vec::new(),
-                emptied: Vec::new(),
-            }),
+            busy_poll: cfg.busy_poll,
+            state: Mutex::new(ChanState::new(cfg.max_buffers)),
             getters: Event::new(),
+            bell,
             destroyed: std::sync::atomic::AtomicBool::new(false),
             sink,
             names: Mutex::new(Vec::new()),
+            lost: Mutex::new(Vec::new()),
+            doorbell: std::sync::OnceLock::new(),
         });
         registry::insert(&shared);
+        // Other processes reach the channel through this process's listener
+        // (B19); a host where it cannot listen still has in-process channels.
+        crate::shm::ensure_listening();
         Ok(Channel {
             shared,
             _node: node.clone(),
@@ -489,7 +581,19 @@ impl Channel {
         if self.shared.destroyed.load(Ordering::Acquire) {
             return Err(ChannelError::Destroyed);
         }
-        registry::publish(name, &self.shared)
+        registry::publish(name, &self.shared)?;
+        // Other processes of the host find it too (B19).
+        if let Err(e) = crate::shm::publish_name(name, self.shared.chid) {
+            registry::unpublish(name, &self.shared);
+            return Err(e);
+        }
+        // A destroy that ran meanwhile withdrew the names it found, perhaps
+        // before this one reached the host: withdraw it here then.
+        if self.shared.destroyed.load(Ordering::SeqCst) {
+            crate::shm::withdraw_names(self.shared.chid, &[name.to_owned()]);
+            return Err(ChannelError::Destroyed);
+        }
+        Ok(())
     }
 
     /// Takes every visible message, up to `max_buffers`, in one batch (QNX
@@ -591,41 +695,56 @@ impl Channel {
     ) -> Result<(), GetError> {
         let deadline = timeout.and_then(crate::link::deadline_after);
         let before = out.len();
-        let mut st = lock(&self.shared.state);
+        let ch = &*self.shared;
+        let mut st = lock(&ch.state);
         loop {
             if st.core.is_destroyed() {
                 return Err(GetError::Destroyed);
             }
-            let wake = self.shared.take_batch(&mut st, out);
+            // Read before the look: any trigger after the look moves it.
+            let seen = ch.bell.seen();
+            let wake = ch.take_batch(&mut st, out);
             if out.len() > before {
                 drop(st);
-                self.shared.wake(wake);
+                ch.wake(wake);
                 return Ok(());
             }
-            if self.shared.nonblocking {
+            if ch.nonblocking {
+                drop(st);
+                ch.wake(wake);
                 return Err(GetError::WouldBlock);
             }
             st.core.begin_wait();
-            event_listener::listener!(self.shared.getters => listener);
             drop(st);
-            let timed_out = match deadline {
-                Some(at) => listener.wait_deadline(at).is_none(),
-                None => {
-                    listener.wait();
-                    false
+            ch.wake(wake);
+            // Every trigger a waiting getter must see moves the bell's word: a
+            // local one decides to wake a getter and rings, a sender in another
+            // process raises its connection and rings. So spin on the word for a
+            // while, then sleep on it (counted as a sleeper, so that ringers
+            // issue the wake-up system call).
+            let mut woke = spin_until(ch.busy_poll, deadline, || ch.bell.moved(seen));
+            let mut timed_out = false;
+            if !woke {
+                ch.bell.enter();
+                let remaining = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+                if remaining != Some(Duration::ZERO) {
+                    ch.bell.sleep(seen, remaining);
                 }
-            };
-            st = lock(&self.shared.state);
-            st.core.end_wait(!timed_out, false);
+                ch.bell.leave();
+                woke = ch.bell.moved(seen);
+                timed_out = !woke && deadline.is_some_and(|at| Instant::now() >= at);
+            }
+            st = lock(&ch.state);
+            st.core.end_wait(woke, false);
             if timed_out {
                 // One last look, so that a batch announced to this getter as it
                 // gave up is not stranded (B13).
                 if st.core.is_destroyed() {
                     return Err(GetError::Destroyed);
                 }
-                let wake = self.shared.take_batch(&mut st, out);
+                let wake = ch.take_batch(&mut st, out);
                 drop(st);
-                self.shared.wake(wake);
+                ch.wake(wake);
                 return if out.len() > before {
                     Ok(())
                 } else {
@@ -657,7 +776,10 @@ impl Channel {
                 if st.core.is_destroyed() {
                     return Err(GetError::Destroyed);
                 }
+                let wake = self.shared.poll_remote(&mut st, false);
                 if st.core.has_ready() {
+                    drop(st);
+                    self.shared.wake(wake);
                     return Ok(());
                 }
                 st.core.begin_wait();
@@ -667,6 +789,9 @@ impl Channel {
                 chan: &self.shared,
                 done: false,
             };
+            // Senders in other processes cannot wake a task: while it waits,
+            // they tell this process's reactor, which looks for them.
+            let _wanted = WantReactor::new(&self.shared);
             listener.await;
             guard.finish();
         }
@@ -707,7 +832,7 @@ impl Channel {
             st.core.waiting(),
             st.core
                 .ready()
-                .map(|k| k.0.coid.to_string())
+                .map(|k| k.coid().to_string())
                 .collect::<Vec<_>>()
                 .join(" ")
         );
@@ -715,6 +840,23 @@ impl Channel {
             out.push_str(&format!(" | {}", conn.debug_state()));
         }
         out
+    }
+
+    /// Senders in other processes that went away since the last call (B22): a
+    /// process that died (or closed its end of the link without detaching), or
+    /// whose ring was found corrupt (B21). Their untaken messages are gone
+    /// with them; messages already taken stay readable. A loss also fires the
+    /// channel's event and wakes a waiting getter, so a receiver learns of it
+    /// without polling.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    /// assert!(chan.lost_peers().is_empty());
+    /// ```
+    pub fn lost_peers(&self) -> Vec<PeerLost> {
+        std::mem::take(&mut *lock(&self.shared.lost))
     }
 
     /// The event file descriptor, when the channel was created with
@@ -773,21 +915,57 @@ impl Channel {
     /// ```
     pub fn destroy(&self) {
         let shared = &self.shared;
-        if shared.destroyed.swap(true, Ordering::AcqRel) {
+        if shared.destroyed.swap(true, Ordering::SeqCst) {
             return;
         }
-        let conns = {
+        let (conns, remote) = {
             let mut st = lock(&shared.state);
             st.core.destroy();
-            std::mem::take(&mut st.conns)
+            (
+                std::mem::take(&mut st.conns),
+                std::mem::take(&mut st.remote),
+            )
         };
         shared.getters.notify(usize::MAX);
-        registry::remove(shared);
+        shared.bell.ring_all();
+        let names = registry::remove(shared);
+        crate::shm::withdraw_names(shared.chid, &names);
         for conn in conns.iter().filter_map(|w| w.upgrade()) {
-            conn.queued.store(false, Ordering::SeqCst);
+            conn.ctr().queued.store(0, Ordering::SeqCst);
             let failed = conn.close(asyncmsg_core::ErrorKind::Destroyed);
             crate::node::queue_failed(conn.delivery(), failed);
         }
+        // Senders in other processes fail their untaken messages themselves,
+        // told by the link.
+        for r in remote {
+            r.shut(asyncmsg_core::ErrorKind::Destroyed);
+        }
+    }
+}
+
+/// Counts an async getter in the channel bell's `wanted` while it lives.
+struct WantReactor<'a> {
+    chan: &'a ChanShared,
+}
+
+impl<'a> WantReactor<'a> {
+    fn new(chan: &'a ChanShared) -> Self {
+        chan.bell.wanted().fetch_add(1, Ordering::SeqCst);
+        // A batch raised before the count was seen: look once more.
+        if chan.has_remote() {
+            let wake = {
+                let mut st = lock(&chan.state);
+                chan.poll_remote(&mut st, true)
+            };
+            chan.wake(wake);
+        }
+        WantReactor { chan }
+    }
+}
+
+impl Drop for WantReactor<'_> {
+    fn drop(&mut self) {
+        self.chan.bell.wanted().fetch_sub(1, Ordering::SeqCst);
     }
 }
 

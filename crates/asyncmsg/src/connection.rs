@@ -13,10 +13,30 @@ use event_listener::{Event, EventListener, Listener};
 use crate::SendBuf;
 use crate::channel::ChannelId;
 use crate::error::{AttrError, ConnectError, FlushError, PutError};
-use crate::link::{ChanShared, ConnShared, Item, LinkState, lock};
+use crate::link::{ChanShared, ConnShared, Item, LinkState, Peer, lock};
 use crate::node::Node;
 
 static NEXT_COID: AtomicI32 = AtomicI32::new(1);
+
+/// A process-unique connection id.
+pub(crate) fn next_coid() -> i32 {
+    NEXT_COID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Checks the attributes every connection needs (B16).
+pub(crate) fn check_attr(attr: &ConnectionAttr) -> Result<(), ConnectError> {
+    if attr.max_buffers == 0 {
+        return Err(ConnectError::InvalidArgument(
+            "max_buffers must be at least 1",
+        ));
+    }
+    if attr.max_buffers > MAX_BUFFERS {
+        return Err(ConnectError::InvalidArgument(
+            "max_buffers above asyncmsg::MAX_BUFFERS (1048576)",
+        ));
+    }
+    Ok(())
+}
 
 /// The most messages a connection may have in flight (`max_buffers`): each
 /// takes a slot, allocated when the connection is attached.
@@ -235,22 +255,13 @@ impl Connection {
         chan: Arc<ChanShared>,
         attr: ConnectionAttr,
     ) -> Result<Connection, ConnectError> {
-        if attr.max_buffers == 0 {
-            return Err(ConnectError::InvalidArgument(
-                "max_buffers must be at least 1",
-            ));
-        }
-        if attr.max_buffers > MAX_BUFFERS {
-            return Err(ConnectError::InvalidArgument(
-                "max_buffers above asyncmsg::MAX_BUFFERS (1048576)",
-            ));
-        }
+        check_attr(&attr)?;
         let shared = Arc::new(ConnShared::new(
-            NEXT_COID.fetch_add(1, Ordering::Relaxed),
+            next_coid(),
             attr.nonblocking,
             attr.send_config(),
             attr.callback.clone(),
-            chan.clone(),
+            Peer::Local(chan.clone()),
             node.shared.clone(),
         ));
         {
@@ -267,6 +278,29 @@ impl Connection {
         })
     }
 
+    /// A connection over a shared-memory link to a channel of another process.
+    pub(crate) fn attach_remote(
+        node: &Node,
+        link: Arc<crate::shm::SendLink>,
+        attr: ConnectionAttr,
+        coid: i32,
+    ) -> Connection {
+        let shared = Arc::new(ConnShared::new(
+            coid,
+            attr.nonblocking,
+            attr.send_config(),
+            attr.callback.clone(),
+            Peer::Remote(link),
+            node.shared.clone(),
+        ));
+        node.shared.delivery.add_remote(&shared);
+        crate::shm::watch_sender(&shared);
+        Connection {
+            shared,
+            _node: node.clone(),
+        }
+    }
+
     /// The connection id (QNX `coid`).
     pub fn coid(&self) -> i32 {
         self.shared.coid
@@ -274,21 +308,18 @@ impl Connection {
 
     /// The channel this connection goes to.
     pub fn channel_id(&self) -> ChannelId {
-        ChannelId {
-            nd: 0,
-            pid: self.shared.chan.pid,
-            chid: self.shared.chan.chid,
-        }
+        let (pid, chid) = self.shared.channel();
+        ChannelId { nd: 0, pid, chid }
     }
 
     /// Largest message the channel accepts (learnt at attach, B10).
     pub fn max_message(&self) -> usize {
-        self.shared.chan.buffer_size
+        self.shared.buffer_size()
     }
 
     /// A zeroed send buffer (QNX `asyncmsg_malloc`, B17).
     pub fn alloc(&self, size: usize) -> SendBuf {
-        SendBuf::zeroed(size)
+        self._node.alloc(size)
     }
 
     /// Puts a message (QNX `asyncmsg_put`): it returns at once, without waiting for
@@ -394,11 +425,20 @@ impl Connection {
         // reading the clock costs more than the rest of a put.
         let mut deadline: Option<Instant> = None;
         let c = &self.shared;
-        let limit = c.chan.buffer_size;
+        let limit = c.buffer_size();
         if buf.len() > limit {
             let len = buf.len();
             return Err(PutError::TooLarge { buf, len, limit });
         }
+        // Across processes a large payload not already in shared memory is
+        // copied into the node's pool first, outside the lock.
+        let spill = match &c.peer {
+            Peer::Remote(link) => match link.spill(&buf) {
+                Ok(spill) => spill,
+                Err(()) => return Err(PutError::NoMemory(buf)),
+            },
+            Peer::Local(_) => None,
+        };
         // A put from the delivery thread must not wait for slots only that thread
         // frees.
         let may_wait = may_wait && !c.delivery().on_delivery_thread();
@@ -407,6 +447,7 @@ impl Connection {
             handle,
             once,
             generation: 0,
+            spill,
         };
         loop {
             let mut st = lock(&c.send);
@@ -420,6 +461,11 @@ impl Connection {
                     Err(_) => return Err(PutError::WouldBlock(item.buf)),
                 };
                 item.generation = st.generation;
+                if let Peer::Remote(link) = &c.peer {
+                    // SAFETY: as below: slot `out.seq` is this put's, and it is
+                    // published only after the write.
+                    unsafe { link.write(out.seq, &item) };
+                }
                 // SAFETY: the core accepted the put, so `out.seq - completed` is
                 // below the ring's capacity: the slot's previous message was
                 // completed, as `refresh` read (acquire) from `completed` just
@@ -563,7 +609,7 @@ impl Connection {
     /// Whether a flush waiting for `target` is over, and how.
     fn flushed(&self, target: u64) -> Option<Result<(), FlushError>> {
         let c = &self.shared;
-        if c.taken.load(Ordering::SeqCst) >= target {
+        if c.taken() >= target {
             return Some(Ok(()));
         }
         match lock(&c.send).state {
@@ -708,14 +754,24 @@ impl Connection {
     /// ```
     pub fn detach(&self) {
         let c = &self.shared;
-        let failed = {
-            // Withdrawing untaken messages excludes getters: under the channel lock.
-            let mut st = lock(&c.chan.state);
-            st.core.remove(&crate::link::ConnKey(c.clone()));
-            st.conns
-                .retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(c)));
-            c.queued.store(false, Ordering::SeqCst);
-            c.close(ErrorKind::Detached)
+        let failed = match &c.peer {
+            Peer::Local(chan) => {
+                // Withdrawing untaken messages excludes getters: under the channel
+                // lock.
+                let mut st = lock(&chan.state);
+                st.core.remove(&crate::link::ConnKey::Local(c.clone()));
+                st.conns
+                    .retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(c)));
+                c.ctr().queued.store(0, Ordering::SeqCst);
+                c.close(ErrorKind::Detached)
+            }
+            // Across processes `close` marks `taken` closed, which excludes the
+            // receiver's gets; the link tells the receiver.
+            Peer::Remote(link) => {
+                let failed = c.close(ErrorKind::Detached);
+                link.detached();
+                failed
+            }
         };
         for f in failed {
             f.call();
@@ -738,7 +794,7 @@ struct SenderWaiter<'a> {
 
 impl<'a> SenderWaiter<'a> {
     fn new(conn: &'a ConnShared) -> Self {
-        conn.sender_waiters.fetch_add(1, Ordering::SeqCst);
+        conn.ctr().sender_waiters.fetch_add(1, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         SenderWaiter { conn }
     }
@@ -746,7 +802,10 @@ impl<'a> SenderWaiter<'a> {
 
 impl Drop for SenderWaiter<'_> {
     fn drop(&mut self) {
-        self.conn.sender_waiters.fetch_sub(1, Ordering::SeqCst);
+        self.conn
+            .ctr()
+            .sender_waiters
+            .fetch_sub(1, Ordering::SeqCst);
     }
 }
 

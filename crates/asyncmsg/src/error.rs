@@ -42,6 +42,12 @@ pub enum PutError {
     /// The peer went away. QNX `ESRCH`.
     #[error("peer lost")]
     PeerLost(SendBuf),
+    /// The link failed: the peer broke the protocol (B21). QNX `EBADMSG`.
+    #[error("protocol violation by the peer")]
+    Protocol(SendBuf),
+    /// No shared memory was left to copy a large message into. QNX `ENOMEM`.
+    #[error("out of shared memory for the message")]
+    NoMemory(SendBuf),
 }
 
 impl PutError {
@@ -53,6 +59,8 @@ impl PutError {
             PutError::Detached(_) => ErrorKind::Detached,
             PutError::Destroyed(_) => ErrorKind::Destroyed,
             PutError::PeerLost(_) => ErrorKind::PeerLost,
+            PutError::Protocol(_) => ErrorKind::Protocol,
+            PutError::NoMemory(_) => ErrorKind::NoMemory,
         }
     }
 
@@ -63,6 +71,8 @@ impl PutError {
             | PutError::Detached(b)
             | PutError::Destroyed(b)
             | PutError::PeerLost(b)
+            | PutError::Protocol(b)
+            | PutError::NoMemory(b)
             | PutError::TooLarge { buf: b, .. } => b,
         }
     }
@@ -72,6 +82,8 @@ impl PutError {
             ErrorKind::Detached => PutError::Detached(buf),
             ErrorKind::Destroyed => PutError::Destroyed(buf),
             ErrorKind::PeerLost => PutError::PeerLost(buf),
+            ErrorKind::Protocol => PutError::Protocol(buf),
+            ErrorKind::NoMemory => PutError::NoMemory(buf),
             _ => PutError::WouldBlock(buf),
         }
     }
@@ -137,6 +149,9 @@ pub enum FlushError {
     /// The peer went away. QNX `ESRCH`.
     #[error("peer lost")]
     PeerLost,
+    /// The link failed: the peer broke the protocol (B21). QNX `EBADMSG`.
+    #[error("protocol violation by the peer")]
+    Protocol,
 }
 
 impl FlushError {
@@ -147,6 +162,7 @@ impl FlushError {
             FlushError::Detached => ErrorKind::Detached,
             FlushError::Destroyed => ErrorKind::Destroyed,
             FlushError::PeerLost => ErrorKind::PeerLost,
+            FlushError::Protocol => ErrorKind::Protocol,
         }
     }
 
@@ -155,6 +171,7 @@ impl FlushError {
             ErrorKind::Detached => FlushError::Detached,
             ErrorKind::Destroyed => FlushError::Destroyed,
             ErrorKind::PeerLost => FlushError::PeerLost,
+            ErrorKind::Protocol | ErrorKind::NoMemory => FlushError::Protocol,
             _ => FlushError::TimedOut,
         }
     }
@@ -187,6 +204,12 @@ pub enum ConnectError {
     /// The channel was destroyed. QNX `ESRCH`.
     #[error("channel destroyed")]
     Destroyed,
+    /// The channel's process could not be reached or answered wrongly.
+    #[error("cannot reach the channel: {0}")]
+    Io(#[from] std::io::Error),
+    /// The channel's process broke the connection protocol. QNX `EBADMSG`.
+    #[error("protocol violation by the channel's process: {0}")]
+    Protocol(String),
 }
 
 impl ConnectError {
@@ -197,6 +220,8 @@ impl ConnectError {
             ConnectError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             ConnectError::PermissionDenied => ErrorKind::PermissionDenied,
             ConnectError::Destroyed => ErrorKind::Destroyed,
+            ConnectError::Io(_) => ErrorKind::PeerLost,
+            ConnectError::Protocol(_) => ErrorKind::Protocol,
         }
     }
 }

@@ -48,10 +48,11 @@ mod link;
 mod node;
 mod pulse;
 mod registry;
+mod shm;
 
 pub use asyncmsg_core as core;
-pub use buf::SendBuf;
-pub use channel::{Channel, ChannelConfig, ChannelEvent, ChannelId, Message, MsgInfo};
+pub use buf::{SHARED_ALLOC_MIN, SendBuf};
+pub use channel::{Channel, ChannelConfig, ChannelEvent, ChannelId, Message, MsgInfo, PeerLost};
 pub use connection::{
     Callback, Connection, ConnectionAttr, Delivery, DeliveryStream, Flush, MAX_BUFFERS,
     OnceCallback,
@@ -61,3 +62,4 @@ pub use error::{
 };
 pub use node::{Node, Target};
 pub use pulse::{Pulse, PulseChannel, PulseSender};
+pub use shm::{PublishedName, published_names};

@@ -38,12 +38,15 @@ use std::time::{Duration, Instant};
 
 use asyncmsg_core::{ChannelCore, ErrorKind, Publish, SendConfig, SendCore, Wake};
 use asyncmsg_inproc::SlotRing;
+use asyncmsg_shm::pool::PoolBuf;
+use asyncmsg_shm::ring::{Bell, CLOSED, Counters};
 use event_listener::{Event, Listener};
 
 use crate::SendBuf;
 use crate::channel::EventSink;
 use crate::connection::{Callback, Delivery, OnceCallback};
 use crate::node::{DeliveryQueue, Job, NodeShared, Timers};
+use crate::shm::{RemoteConn, SendLink};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -102,6 +105,9 @@ pub(crate) struct Item {
     pub(crate) handle: u64,
     pub(crate) once: Option<Owned<OnceCallback>>,
     pub(crate) generation: u32,
+    /// A copy of a large payload in the node's shared pool, for a receiver in
+    /// another process; freed when the message completes.
+    pub(crate) spill: Option<PoolBuf>,
 }
 
 /// A value that can only be moved, never borrowed, so sharing `&Owned<T>`
@@ -196,37 +202,44 @@ impl<T> std::ops::Deref for Padded<T> {
     }
 }
 
-/// One connection's shared state. The counters each threads writes sit on lines
-/// of their own: `visible` (sender), `taken` and `queued` (getters),
-/// `completed` and `delivery_pending` (delivery thread, receivers), and the `Arc`
-/// reference count that every received message bumps stays off all of them.
+/// Where a connection's messages go.
+pub(crate) enum Peer {
+    /// A channel of this process: both ends share this `ConnShared`.
+    Local(Arc<ChanShared>),
+    /// A channel of another process, over a shared-memory link.
+    Remote(Arc<SendLink>),
+}
+
+/// Where a connection's counters live: on the heap in process, in the
+/// connection's shared segment across processes.
+enum CounterHome {
+    Heap(Box<Counters>),
+    Remote(Arc<SendLink>),
+}
+
+/// One connection's shared state. The counters each thread writes sit on lines
+/// of their own ([`Counters`]: `visible` (sender), `taken` and `queued`
+/// (getters), `delivery_pending` (receivers, delivery thread)), `completed` on
+/// its own line here, and the `Arc` reference count that every received message
+/// bumps stays off all of them.
 pub(crate) struct ConnShared {
     /// Keeps the `Arc`'s reference counts off the lines below.
     _head: Padded<()>,
     pub(crate) coid: i32,
     pub(crate) pid: u32,
     pub(crate) nonblocking: AtomicBool,
-    pub(crate) chan: Arc<ChanShared>,
+    pub(crate) peer: Peer,
+    home: CounterHome,
     pub(crate) node: Arc<NodeShared>,
     pub(crate) ring: SlotRing<Item>,
     pub(crate) send: Padded<Mutex<SendState>>,
-    /// Exclusive end of the visible range (sender → getters).
-    pub(crate) visible: Padded<AtomicU64>,
-    /// Exclusive end of the taken range (getters → sender); written under the
-    /// channel's state mutex.
-    pub(crate) taken: Padded<AtomicU64>,
     /// Exclusive end of the called-back range (delivery thread → sender).
     pub(crate) completed: Padded<AtomicU64>,
-    /// In the channel's ready queue.
-    pub(crate) queued: Padded<AtomicBool>,
-    /// In the node's delivery queue.
-    pub(crate) delivery_pending: Padded<AtomicBool>,
     /// The link was closed (detach, destroy): it must never be queued again.
     /// Set under the channel lock by detach, read under it by `announce`.
     pub(crate) closed: AtomicBool,
     /// Senders blocked in put or flush wait here.
     pub(crate) sender_event: Event,
-    pub(crate) sender_waiters: Padded<AtomicU64>,
     pub(crate) callbacks: Mutex<Callbacks>,
     /// Where deliveries go when no callback takes them; weak, so that dropping
     /// the `DeliveryStream` drops later deliveries instead of keeping them.
@@ -239,11 +252,15 @@ impl ConnShared {
         nonblocking: bool,
         cfg: SendConfig,
         callback: Option<Callback>,
-        chan: Arc<ChanShared>,
+        peer: Peer,
         node: Arc<NodeShared>,
     ) -> Self {
         let mut list = VecDeque::new();
         list.push_back((0, callback));
+        let home = match &peer {
+            Peer::Local(_) => CounterHome::Heap(Box::default()),
+            Peer::Remote(link) => CounterHome::Remote(link.clone()),
+        };
         ConnShared {
             _head: Padded(()),
             coid,
@@ -255,23 +272,51 @@ impl ConnShared {
                 state: LinkState::Open,
                 generation: 0,
             })),
-            chan,
+            peer,
+            home,
             node,
-            visible: Padded(AtomicU64::new(0)),
-            taken: Padded(AtomicU64::new(0)),
             completed: Padded(AtomicU64::new(0)),
-            queued: Padded(AtomicBool::new(false)),
-            delivery_pending: Padded(AtomicBool::new(false)),
             closed: AtomicBool::new(false),
             sender_event: Event::new(),
-            sender_waiters: Padded(AtomicU64::new(0)),
             callbacks: Mutex::new(Callbacks { list }),
             stream: Mutex::new(None),
         }
     }
 
+    /// The connection's counters.
+    #[inline]
+    pub(crate) fn ctr(&self) -> &Counters {
+        match &self.home {
+            CounterHome::Heap(c) => c,
+            CounterHome::Remote(link) => link.ring.counters(),
+        }
+    }
+
+    /// The receiver's cumulative acknowledgement (without the closed mark).
+    #[inline]
+    pub(crate) fn taken(&self) -> u64 {
+        self.ctr().taken.load(Ordering::Acquire) & !CLOSED
+    }
+
+    /// The channel's `(pid, chid)`.
+    pub(crate) fn channel(&self) -> (u32, i32) {
+        match &self.peer {
+            Peer::Local(c) => (c.pid, c.chid),
+            Peer::Remote(l) => (l.pid, l.chid),
+        }
+    }
+
+    /// The channel's largest message.
+    pub(crate) fn buffer_size(&self) -> usize {
+        match &self.peer {
+            Peer::Local(c) => c.buffer_size,
+            Peer::Remote(l) => l.buffer_size,
+        }
+    }
+
     pub(crate) fn debug_state(&self) -> String {
         let st = lock(&self.send);
+        let c = self.ctr();
         format!(
             "coid {} next {} core visible/taken/completed {}/{}/{} atomics visible {} taken {} completed {} queued {} delivery_pending {} sender_waiters {} state {:?}",
             self.coid,
@@ -279,19 +324,20 @@ impl ConnShared {
             st.core.visible(),
             st.core.taken(),
             st.core.completed(),
-            self.visible.load(Ordering::SeqCst),
-            self.taken.load(Ordering::SeqCst),
+            c.visible.load(Ordering::SeqCst),
+            c.taken.load(Ordering::SeqCst),
             self.completed.load(Ordering::SeqCst),
-            self.queued.load(Ordering::SeqCst),
-            self.delivery_pending.load(Ordering::SeqCst),
-            self.sender_waiters.load(Ordering::SeqCst),
+            c.queued.load(Ordering::SeqCst),
+            c.delivery_pending.load(Ordering::SeqCst),
+            c.sender_waiters.load(Ordering::SeqCst),
             st.state,
         )
     }
 
-    /// Brings the sender's core up to date with the receiver's counters.
+    /// Brings the sender's core up to date with the receiver's counters (clamped
+    /// to what was published: a peer's word is never trusted beyond it).
     pub(crate) fn refresh(&self, st: &mut SendState) {
-        let taken = self.taken.load(Ordering::Acquire);
+        let taken = self.taken();
         let _ = st.core.on_taken(taken.min(st.core.visible()));
         let completed = self.completed.load(Ordering::Acquire);
         let _ = st.core.on_completed(completed.min(st.core.taken()));
@@ -301,13 +347,14 @@ impl ConnShared {
     /// whether the channel must be told (after the mutex is released).
     pub(crate) fn publish_locked(&self, p: Publish) -> bool {
         let Some(v) = p.visible() else { return false };
-        self.visible.store(v, Ordering::SeqCst);
+        let c = self.ctr();
+        c.visible.store(v, Ordering::SeqCst);
         match p {
-            Publish::Trigger { .. } => !self.queued.swap(true, Ordering::SeqCst),
+            Publish::Trigger { .. } => c.queued.swap(1, Ordering::SeqCst) == 0,
             // B05: the batch is already announced, unless a get drained the
             // connection just now; then this is a trigger of its own.
             Publish::Extend { .. } => {
-                !self.queued.load(Ordering::SeqCst) && !self.queued.swap(true, Ordering::SeqCst)
+                c.queued.load(Ordering::SeqCst) == 0 && c.queued.swap(1, Ordering::SeqCst) == 0
             }
             Publish::None => false,
         }
@@ -315,7 +362,10 @@ impl ConnShared {
 
     /// Tells the channel that this connection has a visible batch.
     pub(crate) fn announce(self: &Arc<Self>) {
-        let chan = &self.chan;
+        let chan = match &self.peer {
+            Peer::Local(chan) => chan,
+            Peer::Remote(link) => return link.announce(),
+        };
         let wake = {
             let mut st = lock(&chan.state);
             // A trigger that lost the race with a detach (which closes the link
@@ -323,7 +373,7 @@ impl ConnShared {
             if self.closed.load(Ordering::SeqCst) {
                 return;
             }
-            st.core.on_trigger(ConnKey(self.clone()))
+            st.core.on_trigger(ConnKey::Local(self.clone()))
         };
         chan.wake(wake);
     }
@@ -356,6 +406,14 @@ impl ConnShared {
         &self.node.delivery
     }
 
+    /// Tells whoever waits on this connection's sender side (put, flush) that a
+    /// counter moved.
+    pub(crate) fn notify_senders(&self) {
+        if self.ctr().sender_waiters.load(Ordering::SeqCst) > 0 {
+            self.sender_event.notify(usize::MAX);
+        }
+    }
+
     /// A received message was dropped: its slot passes to the delivery thread,
     /// which is told (once per batch of releases, not per message).
     ///
@@ -365,9 +423,8 @@ impl ConnShared {
         // SAFETY: forwarded from this function's contract.
         unsafe { self.ring.release(seq) };
         fence(Ordering::SeqCst);
-        if !self.delivery_pending.load(Ordering::Relaxed)
-            && !self.delivery_pending.swap(true, Ordering::SeqCst)
-        {
+        let pending = &self.ctr().delivery_pending;
+        if pending.load(Ordering::Relaxed) == 0 && pending.swap(1, Ordering::SeqCst) == 0 {
             self.delivery().push(Job::Released(self.clone()));
         }
     }
@@ -375,9 +432,28 @@ impl ConnShared {
     /// On the delivery thread: completes every given-back slot in order, frees
     /// the slots, then runs their callbacks (B11).
     pub(crate) fn deliver_released(self: &Arc<Self>, scratch: &mut Vec<(u64, Item)>) {
-        self.delivery_pending.store(false, Ordering::SeqCst);
+        self.ctr().delivery_pending.store(0, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         let mut seq = self.completed.load(Ordering::Acquire);
+        if let Peer::Remote(link) = &self.peer {
+            // The receiver marks released slots in the segment: hand them to the
+            // local ring in order, never past what it took (clamped to what was
+            // published, whatever the peer wrote).
+            let published = self.ctr().visible.load(Ordering::Relaxed);
+            let end = self.taken().min(published);
+            let mut s = seq.max(link.handed.load(Ordering::Relaxed));
+            while s < end && link.ring.is_released(s) {
+                link.ring.clear_released(s);
+                // SAFETY: `s` was taken (below `taken`) and the receiver gave it
+                // back; each slot is handed over once (`handed` moves past it).
+                unsafe { self.ring.release(s) };
+                s += 1;
+            }
+            link.handed.store(s, Ordering::Relaxed);
+            // A flush waits for `taken`, which the receiver moves: it rings for
+            // that too.
+            self.notify_senders();
+        }
         scratch.clear();
         // SAFETY: this runs only on the node's delivery thread, which completes
         // each connection's slots in order; `complete` stops at the first slot not
@@ -390,9 +466,7 @@ impl ConnShared {
             return;
         }
         self.completed.store(seq, Ordering::SeqCst);
-        if self.sender_waiters.load(Ordering::SeqCst) > 0 {
-            self.sender_event.notify(usize::MAX);
-        }
+        self.notify_senders();
         let stream = lock(&self.stream)
             .as_ref()
             .and_then(std::sync::Weak::upgrade);
@@ -410,6 +484,7 @@ impl ConnShared {
                     cb
                 }
             };
+            drop(item.spill);
             let d = Delivery {
                 result: Ok(()),
                 handle: item.handle,
@@ -443,43 +518,86 @@ impl ConnShared {
 
     /// Ends the link: the untaken messages are withdrawn and returned with their
     /// callbacks, for the caller to run (detach) or queue (destroy). Wakes
-    /// threads blocked in put or flush.
+    /// threads blocked in put or flush. With `held_too` (the receiving process
+    /// is gone), messages it took but never gave back fail as well.
     pub(crate) fn close(&self, reason: ErrorKind) -> Vec<Failed> {
+        self.close_with(reason, false)
+    }
+
+    pub(crate) fn close_with(&self, reason: ErrorKind, held_too: bool) -> Vec<Failed> {
         let mut out = Vec::new();
         {
             let mut st = lock(&self.send);
-            if st.state != LinkState::Open {
+            if st.state != LinkState::Open && !held_too {
                 return out;
             }
-            st.state = LinkState::Closed(reason);
+            let was_open = st.state == LinkState::Open;
+            if was_open {
+                // A link closed for a reason keeps it (a destroy, then the end
+                // of the receiving process).
+                st.state = LinkState::Closed(reason);
+            }
             self.closed.store(true, Ordering::SeqCst);
+            if let Peer::Remote(_) = &self.peer {
+                // A receiver in another process takes without our lock: mark the
+                // link closed in `taken` itself, so that from here on a take
+                // fails, and what it says is final.
+                self.ctr().taken.fetch_or(CLOSED, Ordering::SeqCst);
+            }
             self.refresh(&mut st);
-            let range = st.core.fail_untaken();
             let stream = lock(&self.stream)
                 .as_ref()
                 .and_then(std::sync::Weak::upgrade);
-            // Nothing is visible any more: a get that still finds this connection
-            // queued takes nothing. (`taken` stays what receivers really took, for
-            // flushes that wait on it; it is written only under the channel lock,
-            // which the caller holds or the channel is destroyed.)
-            self.visible.store(range.start, Ordering::SeqCst);
-            for seq in range {
-                // SAFETY: `seq` is written (below `next`) and untaken; the caller
-                // holds the channel lock or the channel is destroyed, so no get
-                // takes concurrently.
-                if let Some(item) = unsafe { self.ring.withdraw(seq) } {
-                    out.push(Failed {
-                        default: self.callback_of(item.generation),
-                        delivery: Delivery {
-                            result: Err(reason),
-                            handle: item.handle,
-                            buf: item.buf,
-                            seq,
-                            coid: self.coid,
-                        },
-                        once: item.once,
-                        stream: stream.clone(),
-                    });
+            let fail = |seq: u64, item: Item, out: &mut Vec<Failed>| {
+                out.push(Failed {
+                    default: self.callback_of(item.generation),
+                    delivery: Delivery {
+                        result: Err(reason),
+                        handle: item.handle,
+                        buf: item.buf,
+                        seq,
+                        coid: self.coid,
+                    },
+                    once: item.once,
+                    stream: stream.clone(),
+                });
+            };
+            if was_open {
+                let range = st.core.fail_untaken();
+                // Nothing is visible any more: a get that still finds this
+                // connection queued takes nothing. (`taken` stays what receivers
+                // really took, for flushes that wait on it; in process it is
+                // written only under the channel lock, which the caller holds or
+                // the channel is destroyed.)
+                if let Peer::Local(_) = &self.peer {
+                    self.ctr().visible.store(range.start, Ordering::SeqCst);
+                }
+                for seq in range {
+                    // SAFETY: `seq` is written (below `next`) and untaken; the
+                    // caller holds the channel lock or the channel is destroyed,
+                    // or (across processes) `taken` is marked closed: no get takes
+                    // concurrently.
+                    if let Some(item) = unsafe { self.ring.withdraw(seq) } {
+                        fail(seq, item, &mut out);
+                    }
+                }
+            }
+            if held_too {
+                // The receiving process is gone: what it held will never come
+                // back. Only the delivery thread completes, so take them there.
+                let from = self.completed.load(Ordering::Acquire);
+                let to = st.core.taken();
+                for seq in from..to {
+                    // SAFETY: no receiver in this process reads a remote link's
+                    // slots, and the receiver that took them is gone; the slots
+                    // below `taken` and at or above `completed` hold items.
+                    if let Some(item) = unsafe { self.ring.withdraw(seq) } {
+                        fail(seq, item, &mut out);
+                    }
+                }
+                self.completed.store(to, Ordering::SeqCst);
+                if let Peer::Remote(link) = &self.peer {
+                    link.handed.store(to, Ordering::Relaxed);
                 }
             }
         }
@@ -488,22 +606,81 @@ impl ConnShared {
     }
 }
 
-/// A connection as a key in the channel's ready queue (compared by identity).
+/// A connection as a key in the channel's ready queue (compared by identity):
+/// a connection of this process, or one from another process over shared
+/// memory.
 #[derive(Clone)]
-pub(crate) struct ConnKey(pub(crate) Arc<ConnShared>);
+pub(crate) enum ConnKey {
+    Local(Arc<ConnShared>),
+    Remote(Arc<RemoteConn>),
+}
 
 impl PartialEq for ConnKey {
     fn eq(&self, o: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &o.0)
+        match (self, o) {
+            (ConnKey::Local(a), ConnKey::Local(b)) => Arc::ptr_eq(a, b),
+            (ConnKey::Remote(a), ConnKey::Remote(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl ConnKey {
+    fn ctr(&self) -> &Counters {
+        match self {
+            ConnKey::Local(c) => c.ctr(),
+            ConnKey::Remote(r) => r.ring.counters(),
+        }
+    }
+
+    pub(crate) fn coid(&self) -> i32 {
+        match self {
+            ConnKey::Local(c) => c.coid,
+            ConnKey::Remote(r) => r.scoid,
+        }
+    }
+
+    /// Messages visible and untaken; `None` when a remote sender's counters are
+    /// corrupt or it closed the link.
+    fn visible(&self) -> Option<u64> {
+        match self {
+            ConnKey::Local(c) => Some(
+                c.ctr()
+                    .visible
+                    .load(Ordering::Acquire)
+                    .saturating_sub(c.ctr().taken.load(Ordering::Relaxed)),
+            ),
+            ConnKey::Remote(r) => r.visible(),
+        }
     }
 }
 
 pub(crate) struct ChanState {
     pub(crate) core: ChannelCore<ConnKey>,
     pub(crate) conns: Vec<std::sync::Weak<ConnShared>>,
+    /// Connections from other processes.
+    pub(crate) remote: Vec<Arc<RemoteConn>>,
+    /// The bell's word when the remote connections were last looked at.
+    pub(crate) polled: u32,
     /// Scratch for each get's plan and clean-up, kept to allocate nothing per get.
     pub(crate) plan: Vec<asyncmsg_core::Take<ConnKey>>,
-    pub(crate) emptied: Vec<Arc<ConnShared>>,
+    pub(crate) emptied: Vec<ConnKey>,
+    /// Remote connections found broken during a get, to fail after it.
+    pub(crate) broken: Vec<(Arc<RemoteConn>, ErrorKind)>,
+}
+
+impl ChanState {
+    pub(crate) fn new(capacity: usize) -> Self {
+        ChanState {
+            core: ChannelCore::new(capacity),
+            conns: Vec::new(),
+            remote: Vec::new(),
+            polled: 0,
+            plan: Vec::new(),
+            emptied: Vec::new(),
+            broken: Vec::new(),
+        }
+    }
 }
 
 pub(crate) struct ChanShared {
@@ -512,12 +689,23 @@ pub(crate) struct ChanShared {
     pub(crate) nonblocking: bool,
     pub(crate) buffer_size: usize,
     pub(crate) mode: u32,
+    /// How long a getter spins before it sleeps.
+    pub(crate) busy_poll: Duration,
     pub(crate) state: Mutex<ChanState>,
+    /// Async getters (`readable`, `recv`) wait here.
     pub(crate) getters: Event,
+    /// Blocking getters sleep on this bell; senders in other processes ring it.
+    pub(crate) bell: Bell,
     pub(crate) destroyed: AtomicBool,
     pub(crate) sink: EventSink,
     /// Names the channel is published under.
     pub(crate) names: Mutex<Vec<String>>,
+    /// Lost peers not yet reported ([`crate::Channel::lost_peers`]).
+    pub(crate) lost: Mutex<Vec<crate::channel::PeerLost>>,
+    /// Senders in other processes signal this when a trigger needs somebody
+    /// here to act (an event to fire, an async getter to wake); the process's
+    /// shared-memory reactor watches it.
+    pub(crate) doorbell: std::sync::OnceLock<asyncmsg_shm::sys::EventFd>,
 }
 
 impl ChanShared {
@@ -526,10 +714,40 @@ impl ChanShared {
         match wake {
             Wake::Getter => {
                 self.getters.notify_additional(1);
+                self.bell.ring();
             }
             Wake::Event => self.sink.fire(self.chid),
             Wake::Nothing => {}
         }
+    }
+
+    /// Queues the remote connections whose senders raised a batch since the last
+    /// look (or all of them, with `force`), deciding whom to wake for each.
+    pub(crate) fn poll_remote(&self, st: &mut ChanState, force: bool) -> Wake {
+        let mut wake = Wake::Nothing;
+        if st.remote.is_empty() {
+            return wake;
+        }
+        let word = self.bell.seen();
+        if word == st.polled && !force {
+            return wake;
+        }
+        st.polled = word;
+        for i in 0..st.remote.len() {
+            let r = &st.remote[i];
+            if r.ring.counters().queued.load(Ordering::SeqCst) != 0 {
+                let key = ConnKey::Remote(r.clone());
+                match st.core.on_trigger(key) {
+                    Wake::Getter => {
+                        self.getters.notify_additional(1);
+                        self.bell.ring();
+                    }
+                    Wake::Event => wake = Wake::Event,
+                    Wake::Nothing => {}
+                }
+            }
+        }
+        wake
     }
 
     /// Takes one batch, if any is visible (B05, B06, B09).
@@ -539,13 +757,32 @@ impl ChanShared {
         out: &mut Vec<crate::channel::Message>,
     ) -> Wake {
         let before = out.len();
+        let mut wake = self.poll_remote(st, false);
         loop {
-            let wake = self.take_once(st, out);
+            let w = self.take_once(st, out);
+            if w != Wake::Nothing {
+                wake = w;
+            }
+            if !st.broken.is_empty() {
+                self.drop_broken(st);
+            }
             // A connection the clean-up re-queued (its batch grew while it was
             // being drained) is served now: the caller must not go to sleep with
             // a batch queued that no trigger will announce again.
             if out.len() > before || !st.core.has_ready() {
                 return wake;
+            }
+        }
+    }
+
+    /// Removes remote connections a get found closed or corrupt (B21: that link
+    /// fails, nothing else).
+    fn drop_broken(&self, st: &mut ChanState) {
+        for (r, why) in std::mem::take(&mut st.broken) {
+            st.core.remove(&ConnKey::Remote(r.clone()));
+            st.remote.retain(|x| !Arc::ptr_eq(x, &r));
+            if let Some(lost) = r.shut(why) {
+                lock(&self.lost).push(lost);
             }
         }
     }
@@ -556,46 +793,59 @@ impl ChanShared {
         // flag too, or no later trigger would announce them.
         let mut emptied = std::mem::take(&mut st.emptied);
         let mut plan = std::mem::take(&mut st.plan);
-        let mut wake = st.core.plan_get_into(&mut plan, |k| {
-            let n =
-                k.0.visible
-                    .load(Ordering::Acquire)
-                    .saturating_sub(k.0.taken.load(Ordering::Relaxed));
-            if n == 0 {
-                emptied.push(k.0.clone());
+        let mut broken = std::mem::take(&mut st.broken);
+        let mut wake = st.core.plan_get_into(&mut plan, |k| match k.visible() {
+            Some(0) => {
+                emptied.push(k.clone());
+                0
             }
-            n
+            Some(n) => n,
+            None => {
+                if let ConnKey::Remote(r) = k {
+                    broken.push((r.clone(), r.why_broken()));
+                }
+                0
+            }
         });
         for take in plan.drain(..) {
-            let conn = take.key.0;
-            let start = conn.taken.load(Ordering::Relaxed);
-            let end = start + take.count;
-            for seq in start..end {
-                // The message is read in place: `seq` is below `visible` (read
-                // with acquire in the plan) and at or above `taken`, so this get
-                // is the one that takes it.
-                out.push(crate::channel::Message::new(seq, conn.clone()));
+            match &take.key {
+                ConnKey::Local(conn) => {
+                    let start = conn.ctr().taken.load(Ordering::Relaxed);
+                    let end = start + take.count;
+                    for seq in start..end {
+                        // The message is read in place: `seq` is below `visible`
+                        // (read with acquire in the plan) and at or above `taken`,
+                        // so this get is the one that takes it.
+                        out.push(crate::channel::Message::local(seq, conn.clone()));
+                    }
+                    conn.ctr().taken.store(end, Ordering::SeqCst);
+                    conn.notify_senders();
+                }
+                ConnKey::Remote(r) => {
+                    if let Err(why) = r.take(take.count, out) {
+                        broken.push((r.clone(), why));
+                        continue;
+                    }
+                }
             }
-            conn.taken.store(end, Ordering::SeqCst);
-            if conn.sender_waiters.load(Ordering::SeqCst) > 0 {
-                conn.sender_event.notify(usize::MAX);
-            }
-            emptied.push(conn);
+            emptied.push(take.key);
         }
         // Every connection that left the queue clears its flag, then looks again:
         // a put that extended its batch meanwhile (B05) is picked up here, or it
         // saw the flag clear and announces itself (see `publish_locked`).
-        for conn in emptied.drain(..) {
-            if st.core.ready().any(|k| Arc::ptr_eq(&k.0, &conn)) {
+        for key in emptied.drain(..) {
+            if st.core.ready().any(|k| *k == key) {
                 continue;
             }
-            conn.queued.store(false, Ordering::SeqCst);
-            if conn.visible.load(Ordering::SeqCst) > conn.taken.load(Ordering::SeqCst)
-                && !conn.queued.swap(true, Ordering::SeqCst)
+            let c = key.ctr();
+            c.queued.store(0, Ordering::SeqCst);
+            if c.visible.load(Ordering::SeqCst) > (c.taken.load(Ordering::SeqCst) & !CLOSED)
+                && c.queued.swap(1, Ordering::SeqCst) == 0
             {
-                match st.core.on_trigger(ConnKey(conn.clone())) {
+                match st.core.on_trigger(key) {
                     Wake::Getter => {
                         self.getters.notify_additional(1);
+                        self.bell.ring();
                     }
                     Wake::Event if wake == Wake::Nothing => wake = Wake::Event,
                     _ => {}
@@ -604,6 +854,7 @@ impl ChanShared {
         }
         st.plan = plan;
         st.emptied = emptied;
+        st.broken = broken;
         wake
     }
 }

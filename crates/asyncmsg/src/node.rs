@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use asyncmsg_shm::pool::Pool;
+use asyncmsg_shm::ring::Bell;
 use event_listener::{Event, Listener};
 
 use crate::SendBuf;
@@ -29,20 +31,52 @@ pub(crate) enum Job {
     Released(Arc<ConnShared>),
     /// Messages that can never be delivered, with their callbacks.
     Failed(Vec<Failed>),
+    /// The receiving process of a connection is gone: complete what it gave
+    /// back, then fail everything else with `PeerLost` (B22).
+    Lost(Arc<ConnShared>),
 }
 
+/// Bell flag: a receiver in another process gave messages back.
+pub(crate) const RELEASED_REMOTELY: u32 = 1;
+
 /// The queue between the node's handles and its delivery thread.
+///
+/// The delivery thread sleeps on a [`Bell`] in shared memory, so that receivers
+/// in other processes can wake it too: they mark their connection
+/// (`delivery_pending`), raise [`RELEASED_REMOTELY`] and ring.
 pub(crate) struct DeliveryQueue {
     pub(crate) node_id: u64,
     jobs: Mutex<VecDeque<Job>>,
-    ready: Event,
+    pub(crate) bell: Bell,
     stop: AtomicBool,
+    /// This node's connections to channels of other processes.
+    remote: Mutex<Vec<Weak<ConnShared>>>,
 }
 
 impl DeliveryQueue {
     pub(crate) fn push(&self, job: Job) {
         lock(&self.jobs).push_back(job);
-        self.ready.notify(1);
+        self.bell.ring();
+    }
+
+    /// Watches a connection to another process for given-back messages.
+    pub(crate) fn add_remote(&self, conn: &Arc<ConnShared>) {
+        let mut list = lock(&self.remote);
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(conn));
+    }
+
+    /// Completes what receivers in other processes gave back.
+    fn scan_remote(&self, scratch: &mut Vec<(u64, crate::link::Item)>) {
+        let conns: Vec<Arc<ConnShared>> = lock(&self.remote)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for conn in conns {
+            if conn.ctr().delivery_pending.load(Ordering::SeqCst) != 0 {
+                conn.deliver_released(scratch);
+            }
+        }
     }
 
     /// Whether the calling thread is this node's delivery thread.
@@ -54,6 +88,12 @@ impl DeliveryQueue {
         DELIVERY_THREAD_OF.with(|c| c.set(self.node_id));
         let mut scratch = Vec::new();
         loop {
+            // Read before looking for work: a push or a remote release after
+            // the look moves the word, so the sleep below returns at once.
+            let seen = self.bell.seen();
+            if self.bell.take_flags() & RELEASED_REMOTELY != 0 {
+                self.scan_remote(&mut scratch);
+            }
             let job = lock(&self.jobs).pop_front();
             match job {
                 Some(Job::Released(conn)) => conn.deliver_released(&mut scratch),
@@ -62,15 +102,22 @@ impl DeliveryQueue {
                         f.call();
                     }
                 }
+                Some(Job::Lost(conn)) => {
+                    conn.deliver_released(&mut scratch);
+                    for f in conn.close_with(asyncmsg_core::ErrorKind::PeerLost, true) {
+                        f.call();
+                    }
+                }
                 None => {
                     if self.stop.load(Ordering::Acquire) {
                         return;
                     }
-                    event_listener::listener!(self.ready => listener);
-                    let empty = lock(&self.jobs).is_empty();
-                    if empty && !self.stop.load(Ordering::Acquire) {
-                        listener.wait();
+                    self.bell.enter();
+                    let idle = lock(&self.jobs).is_empty() && !self.stop.load(Ordering::Acquire);
+                    if idle {
+                        self.bell.sleep(seen, None);
                     }
+                    self.bell.leave();
                 }
             }
         }
@@ -166,12 +213,29 @@ pub(crate) struct NodeShared {
     pub(crate) delivery: Arc<DeliveryQueue>,
     pub(crate) timers: Arc<Timers>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Shared send buffers (B17), made at the first need.
+    pub(crate) pool: std::sync::OnceLock<Arc<Pool>>,
 }
+
+impl NodeShared {
+    /// The node's pool of shared send buffers.
+    pub(crate) fn pool(&self) -> std::io::Result<&Arc<Pool>> {
+        if let Some(p) = self.pool.get() {
+            return Ok(p);
+        }
+        let p = Pool::create(POOL_CAPACITY)?;
+        Ok(self.pool.get_or_init(|| p))
+    }
+}
+
+/// Address space reserved for a node's shared send buffers. Only pages in use
+/// take memory.
+const POOL_CAPACITY: usize = 1 << 30;
 
 impl Drop for NodeShared {
     fn drop(&mut self) {
         self.delivery.stop.store(true, Ordering::Release);
-        self.delivery.ready.notify(usize::MAX);
+        self.delivery.bell.ring_all();
         self.timers.stop.store(true, Ordering::Release);
         self.timers.changed.notify(usize::MAX);
         let threads = std::mem::take(&mut *lock(&self.threads));
@@ -218,8 +282,9 @@ impl Node {
         let delivery = Arc::new(DeliveryQueue {
             node_id: id,
             jobs: Mutex::new(VecDeque::new()),
-            ready: Event::new(),
+            bell: Bell::create()?,
             stop: AtomicBool::new(false),
+            remote: Mutex::new(Vec::new()),
         });
         let timers = Arc::new(Timers {
             heap: Mutex::new(BinaryHeap::new()),
@@ -240,6 +305,7 @@ impl Node {
                 delivery,
                 timers,
                 threads: Mutex::new(vec![t1, t2]),
+                pool: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -278,22 +344,42 @@ impl Node {
         target: impl Into<Target>,
         attr: ConnectionAttr,
     ) -> Result<Connection, ConnectError> {
-        let chan = match target.into() {
-            Target::Id(id) => registry::by_id(id)?,
-            Target::Address(addr) => registry::by_address(&addr)?,
+        let local = match target.into() {
+            Target::Id(id) if id.nd == 0 && id.pid == std::process::id() => registry::by_id(id)?,
+            Target::Id(id) => return crate::shm::connect_id(self, id, attr),
+            Target::Address(addr) => match registry::resolve(&addr)? {
+                registry::Resolved::Local(chan) => chan,
+                registry::Resolved::Shm(name) => {
+                    return crate::shm::connect_name(self, &name, attr);
+                }
+            },
         };
-        Connection::attach(self, chan, attr)
+        Connection::attach(self, local, attr)
     }
 
     /// A zeroed send buffer of `size` bytes (QNX `asyncmsg_malloc`, B17).
+    ///
+    /// From [`SHARED_ALLOC_MIN`](crate::SHARED_ALLOC_MIN) bytes on, the buffer
+    /// lives in the node's shared memory pool: a put to a channel of another
+    /// process passes only its place, not its bytes, and the delivery callback
+    /// hands the same buffer back for the next put. Smaller buffers (and any
+    /// when the pool is full) are on the heap and copied once into the ring.
     ///
     /// ```
     /// # use asyncmsg::*;
     /// let node = Node::new().unwrap();
     /// let buf = node.alloc(64);
     /// assert_eq!(buf.len(), 64);
+    /// let big = node.alloc(64 * 1024);
+    /// assert!(big.is_shared() && big.iter().all(|&b| b == 0));
     /// ```
     pub fn alloc(&self, size: usize) -> SendBuf {
+        if size >= crate::buf::SHARED_ALLOC_MIN
+            && let Ok(pool) = self.shared.pool()
+            && let Some(b) = pool.alloc(size)
+        {
+            return SendBuf::pooled(b);
+        }
         SendBuf::zeroed(size)
     }
 

@@ -24,17 +24,20 @@ pub(crate) fn insert(chan: &Arc<ChanShared>) {
         .insert(chan.chid, Arc::downgrade(chan));
 }
 
-pub(crate) fn remove(chan: &ChanShared) {
+/// Forgets a destroyed channel; returns the names it was published under.
+pub(crate) fn remove(chan: &ChanShared) -> Vec<String> {
     let mut t = lock(table());
     t.by_chid.remove(&chan.chid);
-    for name in lock(&chan.names).drain(..) {
+    let names: Vec<String> = lock(&chan.names).drain(..).collect();
+    for name in &names {
         if t.by_name
-            .get(&name)
+            .get(name)
             .is_some_and(|w| std::ptr::eq(w.as_ptr(), chan))
         {
-            t.by_name.remove(&name);
+            t.by_name.remove(name);
         }
     }
+    names
 }
 
 pub(crate) fn publish(name: &str, chan: &Arc<ChanShared>) -> Result<(), ChannelError> {
@@ -73,15 +76,44 @@ pub(crate) fn by_id(id: ChannelId) -> Result<Arc<ChanShared>, ConnectError> {
         .ok_or_else(|| ConnectError::NotFound(format!("chid {}", id.chid)))
 }
 
-pub(crate) fn by_address(addr: &str) -> Result<Arc<ChanShared>, ConnectError> {
-    let name = match addr.split_once("://") {
-        None => addr,
-        Some(("inproc", name)) => name,
-        Some(_) => return Err(ConnectError::Unsupported(addr.to_owned())),
+/// What an address string resolves to.
+pub(crate) enum Resolved {
+    /// A channel of this process.
+    Local(Arc<ChanShared>),
+    /// A name to look up among the host's processes (shared memory).
+    Shm(String),
+}
+
+/// Resolves an address (B19): `NAME` (this process first, then the host),
+/// `inproc://NAME` (this process only), `shm://NAME` (the host, over shared
+/// memory, even when this process publishes the name).
+pub(crate) fn resolve(addr: &str) -> Result<Resolved, ConnectError> {
+    let (scheme, name) = match addr.split_once("://") {
+        None => (None, addr),
+        Some((scheme, name)) => (Some(scheme), name),
     };
-    lock(table())
-        .by_name
+    if name.is_empty() {
+        return Err(ConnectError::InvalidArgument("an address names a channel"));
+    }
+    let local = || lock(table()).by_name.get(name).and_then(Weak::upgrade);
+    match scheme {
+        None => Ok(local().map_or_else(|| Resolved::Shm(name.to_owned()), Resolved::Local)),
+        Some("inproc") => local()
+            .map(Resolved::Local)
+            .ok_or_else(|| ConnectError::NotFound(addr.to_owned())),
+        Some("shm") => Ok(Resolved::Shm(name.to_owned())),
+        Some(_) => Err(ConnectError::Unsupported(addr.to_owned())),
+    }
+}
+
+/// Withdraws one name of `chan` (after publishing it host-wide failed).
+pub(crate) fn unpublish(name: &str, chan: &ChanShared) {
+    let mut t = lock(table());
+    if t.by_name
         .get(name)
-        .and_then(Weak::upgrade)
-        .ok_or_else(|| ConnectError::NotFound(addr.to_owned()))
+        .is_some_and(|w| std::ptr::eq(w.as_ptr(), chan))
+    {
+        t.by_name.remove(name);
+    }
+    lock(&chan.names).retain(|n| n != name);
 }

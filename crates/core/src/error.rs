@@ -24,6 +24,8 @@ pub enum ErrorKind {
     NotFound,
     /// The peer sent bytes that break the protocol (QNX `EBADMSG`).
     Protocol,
+    /// Shared memory for the message could not be had (QNX `ENOMEM`).
+    NoMemory,
 }
 
 impl ErrorKind {
@@ -38,6 +40,7 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => 1, // EPERM
             ErrorKind::InvalidArgument => 22, // EINVAL
             ErrorKind::Protocol => 74, // EBADMSG
+            ErrorKind::NoMemory => 12, // ENOMEM
         }
     }
 }
@@ -55,6 +58,7 @@ impl std::fmt::Display for ErrorKind {
             ErrorKind::InvalidArgument => "invalid argument",
             ErrorKind::NotFound => "not found",
             ErrorKind::Protocol => "protocol violation by the peer",
+            ErrorKind::NoMemory => "out of shared memory",
         })
     }
 }
