@@ -62,4 +62,6 @@ pub use error::{
 };
 pub use node::{Node, Target};
 pub use pulse::{Pulse, PulseChannel, PulseSender};
+#[doc(hidden)]
+pub use shm::RawLink;
 pub use shm::{PublishedName, published_names};

@@ -227,6 +227,22 @@ fn connect_to(
     what: &str,
 ) -> Result<Connection, ConnectError> {
     check_attr(&attr)?;
+    let slots = attr.max_buffers.max(1).next_power_of_two();
+    let coid = next_coid();
+    let link = handshake(node, pid, chid, slots, coid, what)?;
+    Ok(Connection::attach_remote(node, Arc::new(link), attr, coid))
+}
+
+/// The connector's side of the handshake: a link with a fresh segment of
+/// `slots` slots, attached to channel `chid` of process `pid`.
+fn handshake(
+    node: &Node,
+    pid: u32,
+    chid: i32,
+    slots: u32,
+    coid: i32,
+    what: &str,
+) -> Result<SendLink, ConnectError> {
     let dir = names::runtime_dir()?;
     let sock = match UnixStream::connect(names::node_socket_path(&dir, pid)) {
         Ok(s) => s,
@@ -258,11 +274,9 @@ fn connect_to(
     }
     let buffer_size = usize::try_from(buffer_size)
         .map_err(|_| ConnectError::Protocol("buffer size out of range".into()))?;
-    let slots = attr.max_buffers.max(1).next_power_of_two();
     let inline = buffer_size.clamp(64, MAX_INLINE).next_multiple_of(64);
     let ring = SendRing::create(slots, inline)?;
     let pool = node.shared.pool()?.clone();
-    let coid = next_coid();
     sys::send_with_fds(
         &sock,
         &frame(Q_ATTACH, VERSION, coid as u32 as u64),
@@ -289,7 +303,8 @@ fn connect_to(
     let chan_bell = Bell::open(fds.pop().expect("two fds"))?;
     sock.set_read_timeout(None)?;
     sock.set_nonblocking(true)?;
-    let link = Arc::new(SendLink {
+    let _ = scoid;
+    Ok(SendLink {
         ring,
         pid,
         chid,
@@ -299,9 +314,53 @@ fn connect_to(
         doorbell,
         pool,
         sock,
-    });
-    let _ = scoid;
-    Ok(Connection::attach_remote(node, link, attr, coid))
+    })
+}
+
+/// A sender's end of a shared-memory link with the handshake done and the
+/// segment left to the caller: for tests that play a misbehaving peer (B21).
+/// Not part of the API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct RawLink {
+    link: SendLink,
+}
+
+impl RawLink {
+    /// Attaches to the channel published under `name` with a ring of `slots`
+    /// slots.
+    pub fn attach(node: &Node, name: &str, slots: u32) -> Result<RawLink, ConnectError> {
+        let dir = names::runtime_dir()?;
+        let entry =
+            names::lookup(&dir, name)?.ok_or_else(|| ConnectError::NotFound(name.to_owned()))?;
+        let link = handshake(node, entry.pid, entry.chid, slots, next_coid(), name)?;
+        Ok(RawLink { link })
+    }
+
+    /// The segment, to write anything into.
+    pub fn ring(&self) -> &SendRing {
+        &self.link.ring
+    }
+
+    /// Raises the connection's batch and rings the channel, as a trigger does.
+    pub fn announce(&self) {
+        self.link.ring.counters().queued.store(1, Ordering::SeqCst);
+        self.link.announce();
+    }
+
+    /// Writes bytes into the link's socket, as a confused peer might.
+    pub fn send_garbage(&self, bytes: &[u8]) -> io::Result<()> {
+        (&self.link.sock).write_all(bytes)
+    }
+}
+
+impl std::fmt::Debug for SendLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendLink")
+            .field("pid", &self.pid)
+            .field("chid", &self.chid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Watches a new connection's link, so that the sender learns when the
