@@ -46,7 +46,7 @@ fn spin_until(spin: Duration, deadline: Option<Instant>, done: impl Fn() -> bool
 }
 
 /// How long a blocking get spins before it sleeps, unless configured.
-const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(20);
+const DEFAULT_BUSY_POLL: Duration = Duration::ZERO;
 
 /// How the channel tells its owner that a get will find messages (B13).
 ///
@@ -201,7 +201,7 @@ pub struct ChannelConfig {
 
 impl Default for ChannelConfig {
     /// Blocking, mode 0o600, 64 KiB messages, 64 messages per get, no event,
-    /// 20 µs of busy-polling before a getter sleeps.
+    /// no busy-polling before a getter sleeps.
     fn default() -> Self {
         ChannelConfig {
             nonblocking: false,
@@ -243,9 +243,10 @@ impl ChannelConfig {
         self
     }
     /// How long a blocking get spins, looking for a batch, before it sleeps
-    /// (default 20 µs). Spinning saves the wake-up of a sleeping getter (a few
-    /// microseconds) when batches follow each other closely, at the price of a
-    /// busy CPU; `Duration::ZERO` sleeps at once.
+    /// (default: zero, sleep at once). Spinning saves the wake-up of a sleeping
+    /// getter (a few microseconds, see the latency benches) when a core is to
+    /// spare; on a machine with fewer cores than busy threads it takes the CPU
+    /// from the very senders it waits for.
     pub fn busy_poll(mut self, spin: Duration) -> Self {
         self.busy_poll = spin;
         self

@@ -435,32 +435,36 @@ impl ConnShared {
         self.ctr().delivery_pending.store(0, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         let mut seq = self.completed.load(Ordering::Acquire);
-        if let Peer::Remote(link) = &self.peer {
-            // The receiver marks released slots in the segment: hand them to the
-            // local ring in order, never past what it took (clamped to what was
-            // published, whatever the peer wrote).
-            let published = self.ctr().visible.load(Ordering::Relaxed);
-            let end = self.taken().min(published);
-            let mut s = seq.max(link.handed.load(Ordering::Relaxed));
-            while s < end && link.ring.is_released(s) {
-                link.ring.clear_released(s);
-                // SAFETY: `s` was taken (below `taken`) and the receiver gave it
-                // back; each slot is handed over once (`handed` moves past it).
-                unsafe { self.ring.release(s) };
-                s += 1;
-            }
-            link.handed.store(s, Ordering::Relaxed);
-            // A flush waits for `taken`, which the receiver moves: it rings for
-            // that too.
-            self.notify_senders();
-        }
         scratch.clear();
-        // SAFETY: this runs only on the node's delivery thread, which completes
-        // each connection's slots in order; `complete` stops at the first slot not
-        // given back, so it never passes `taken`.
-        while let Some(item) = unsafe { self.ring.complete(seq) } {
-            scratch.push((seq, item));
-            seq += 1;
+        match &self.peer {
+            Peer::Remote(link) => {
+                // The receiver marks released slots in the segment. Complete
+                // them in order, never past what it took (clamped to what was
+                // published, whatever the peer wrote).
+                let published = self.ctr().visible.load(Ordering::Relaxed);
+                let end = self.taken().min(published);
+                while seq < end && link.ring.is_released(seq) {
+                    link.ring.clear_released(seq);
+                    // SAFETY: `seq` was taken (below `taken`) and given back,
+                    // and only this thread completes: the slot's item is ours.
+                    if let Some(item) = unsafe { self.ring.withdraw(seq) } {
+                        scratch.push((seq, item));
+                    }
+                    seq += 1;
+                }
+                // A flush waits for `taken`, which the receiver moves: it rings
+                // for that too.
+                self.notify_senders();
+            }
+            Peer::Local(_) => {
+                // SAFETY: this runs only on the node's delivery thread, which
+                // completes each connection's slots in order; `complete` stops
+                // at the first slot not given back, so it never passes `taken`.
+                while let Some(item) = unsafe { self.ring.complete(seq) } {
+                    scratch.push((seq, item));
+                    seq += 1;
+                }
+            }
         }
         if scratch.is_empty() {
             return;
@@ -596,9 +600,6 @@ impl ConnShared {
                     }
                 }
                 self.completed.store(to, Ordering::SeqCst);
-                if let Peer::Remote(link) = &self.peer {
-                    link.handed.store(to, Ordering::Relaxed);
-                }
             }
         }
         self.sender_event.notify(usize::MAX);

@@ -120,8 +120,6 @@ pub(crate) struct SendLink {
     pub(crate) pid: u32,
     pub(crate) chid: i32,
     pub(crate) buffer_size: usize,
-    /// Released slots handed to the local ring so far (delivery thread only).
-    pub(crate) handed: AtomicU64,
     chan_bell: Bell,
     doorbell: EventFd,
     pool: Arc<Pool>,
@@ -309,7 +307,6 @@ fn handshake(
         pid,
         chid,
         buffer_size,
-        handed: AtomicU64::new(0),
         chan_bell,
         doorbell,
         pool,
