@@ -23,6 +23,8 @@
 //! }
 //! ```
 
+pub mod shm;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::thread;

@@ -1,0 +1,469 @@
+//! asyncmsg between two processes over `shm://`: throughput (the child puts,
+//! the parent gets) and ping-pong latency (two channels, one per direction,
+//! trigger 1).
+//!
+//! Each side publishes its channel under a name unique to the run and the
+//! other connects to `shm://NAME`. Buffers come back through the delivery
+//! callback and are put again, so a run allocates nothing once it started
+//! (`alloc` buffers live in the node's shared pool; only their offset crosses).
+
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use asyncmsg::{
+    Channel, ChannelConfig, Connection, ConnectionAttr, Flush, GetError, Message, Node, SendBuf,
+};
+
+use super::peers::{MIB, index_of, stamp};
+use super::process::{ChildEnv, ChildProc, Control, Launcher, STEP_LIMIT, Step};
+use super::{ALLOC, RECEIVER_CPU, Run, SENDER_CPU, SMALL, latency_loop, warmup_for};
+use crate::{GET_STALL, pin};
+
+/// How long a busy-polling getter spins before it sleeps: longer than any
+/// wait of a ping-pong, so that it never sleeps.
+const BUSY_POLL: Duration = Duration::from_secs(1);
+
+/// The shape of a throughput run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    payload: usize,
+    trigger: u32,
+    /// In flight per connection, and the most one get returns.
+    max_buffers: u32,
+    /// Buffers from `node.alloc` (shared pool) rather than the heap.
+    alloc: bool,
+}
+
+/// 64 B, trigger 64 (as the in-process cell).
+pub(crate) const SMALL_T64: Shape = Shape {
+    payload: SMALL,
+    trigger: 64,
+    max_buffers: 1024,
+    alloc: false,
+};
+
+/// 64 KiB `alloc` buffers, a batch every 16.
+pub(crate) const ALLOC_THRU: Shape = Shape {
+    payload: ALLOC,
+    trigger: 16,
+    max_buffers: 64,
+    alloc: true,
+};
+
+/// 1 MiB heap buffers, copied by the put, a batch every 4.
+pub(crate) const MIB_COPIED: Shape = Shape {
+    payload: MIB,
+    trigger: 4,
+    max_buffers: 16,
+    alloc: false,
+};
+
+/// The shape of a latency run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PingShape {
+    payload: usize,
+    busy_poll: Duration,
+    alloc: bool,
+}
+
+pub(crate) const SMALL_BUSY: PingShape = PingShape {
+    payload: SMALL,
+    busy_poll: BUSY_POLL,
+    alloc: false,
+};
+
+pub(crate) const SMALL_BLOCKING: PingShape = PingShape {
+    payload: SMALL,
+    busy_poll: Duration::ZERO,
+    alloc: false,
+};
+
+pub(crate) const ALLOC_BUSY: PingShape = PingShape {
+    payload: ALLOC,
+    busy_poll: BUSY_POLL,
+    alloc: true,
+};
+
+/// Messages in flight per ping-pong connection (one at a time is used).
+const PING_BUFFERS: u32 = 8;
+
+/// A channel name unique to this process and call.
+fn unique_name(tag: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "bench-{}-{}-{tag}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn address(name: &str) -> String {
+    format!("shm://{name}")
+}
+
+/// Buffers handed back by delivery callbacks, for the putting thread to reuse
+/// (one short lock per callback; the putter swaps the whole stack out when its
+/// own runs dry).
+#[derive(Debug, Default)]
+struct Recycler {
+    returned: Mutex<Vec<SendBuf>>,
+}
+
+impl Recycler {
+    fn push(&self, buf: SendBuf) {
+        self.returned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(buf);
+    }
+
+    fn refill(&self, local: &mut Vec<SendBuf>) {
+        std::mem::swap(
+            &mut *self.returned.lock().unwrap_or_else(|e| e.into_inner()),
+            local,
+        );
+    }
+}
+
+/// The putting side's buffers: its own stack, refilled from the recycler,
+/// and as a last resort new ones.
+#[derive(Debug)]
+struct Buffers {
+    local: Vec<SendBuf>,
+    recycler: Arc<Recycler>,
+    payload: usize,
+    alloc: bool,
+}
+
+impl Buffers {
+    fn new(node: &Node, count: usize, payload: usize, alloc: bool) -> Buffers {
+        let mut b = Buffers {
+            local: Vec::with_capacity(count),
+            recycler: Arc::new(Recycler::default()),
+            payload,
+            alloc,
+        };
+        b.local = (0..count).map(|_| b.fresh(node)).collect();
+        b
+    }
+
+    fn fresh(&self, node: &Node) -> SendBuf {
+        if self.alloc {
+            node.alloc(self.payload)
+        } else {
+            SendBuf::zeroed(self.payload)
+        }
+    }
+
+    fn take(&mut self, node: &Node) -> SendBuf {
+        if let Some(b) = self.local.pop() {
+            return b;
+        }
+        self.recycler.refill(&mut self.local);
+        match self.local.pop() {
+            Some(b) => b,
+            None => self.fresh(node),
+        }
+    }
+}
+
+/// What the delivery callbacks of one connection saw: every one `Ok`, in put
+/// order.
+#[derive(Debug, Default)]
+struct Deliveries {
+    next: AtomicU64,
+    failed: AtomicBool,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Deliveries {
+    /// Counts a callback for `handle`; whether it was the one expected.
+    fn saw(&self, handle: u64, ok: bool, detail: impl FnOnce() -> String) {
+        let expected = self.next.load(Ordering::Relaxed);
+        if !ok || handle != expected {
+            let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+            if first.is_none() {
+                *first = Some(format!("{} (expected handle {expected} Ok)", detail()));
+            }
+            self.failed.store(true, Ordering::Release);
+        }
+        self.next.store(expected + 1, Ordering::Release);
+    }
+
+    fn check(&self, n: u64) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            let why = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+            bail!("{}", why.as_deref().unwrap_or("a delivery callback failed"));
+        }
+        let called = self.next.load(Ordering::Acquire);
+        ensure!(called == n, "{called} delivery callbacks for {n} messages");
+        Ok(())
+    }
+}
+
+/// A connection whose callbacks recycle buffers into `buffers` and count into
+/// `seen`; `last` hears when callback number `n` ran.
+fn connect(
+    node: &Node,
+    name: &str,
+    max_buffers: u32,
+    trigger: u32,
+    buffers: &Buffers,
+    seen: &Arc<Deliveries>,
+    last: Option<(u64, mpsc::SyncSender<()>)>,
+) -> Result<Connection> {
+    let recycler = buffers.recycler.clone();
+    let seen = seen.clone();
+    node.connect(
+        address(name).as_str(),
+        ConnectionAttr::default()
+            .max_buffers(max_buffers)
+            .trigger_count(trigger)
+            .no_trigger_time()
+            .on_delivered(move |d| {
+                seen.saw(d.handle, d.result.is_ok(), || {
+                    format!("delivery callback for handle {} ({:?})", d.handle, d.result)
+                });
+                recycler.push(d.buf);
+                if let Some((n, done)) = &last {
+                    if d.handle + 1 == *n {
+                        let _ = done.try_send(());
+                    }
+                }
+            }),
+    )
+    .with_context(|| format!("connecting to {}", address(name)))
+}
+
+fn channel(
+    node: &Node,
+    payload: usize,
+    max_buffers: u32,
+    busy_poll: Option<Duration>,
+) -> Result<Channel> {
+    let mut config = ChannelConfig::default()
+        .buffer_size(payload)
+        .max_buffers(max_buffers as usize);
+    if let Some(spin) = busy_poll {
+        config = config.busy_poll(spin);
+    }
+    node.create_channel(config).context("creating the channel")
+}
+
+/// Waits for the next batch; a get that waits [`GET_STALL`] is an error (the
+/// peer is gone, or a trigger or wake-up was lost).
+fn get_batch(chan: &Channel, batch: &mut Vec<Message>, after: u64) -> Result<()> {
+    let asked = Instant::now();
+    match chan.get_into(batch, Some(GET_STALL)) {
+        Ok(()) => Ok(()),
+        Err(GetError::TimedOut) => Err(anyhow!(
+            "a get waited {:?} after {after} messages",
+            asked.elapsed()
+        )),
+        Err(e) => Err(anyhow!("get after {after} messages: {e}")),
+    }
+}
+
+fn check_message(msg: &Message, payload: usize, expected: u64) -> Result<()> {
+    ensure!(
+        msg.data().len() == payload,
+        "message {expected}: {} bytes, expected {payload}",
+        msg.data().len()
+    );
+    let got = index_of(msg.data());
+    ensure!(
+        got == expected,
+        "received message {got}, expected {expected}"
+    );
+    Ok(())
+}
+
+/// `n` messages of `shape` from the child to the parent.
+pub(crate) fn throughput(launcher: &Launcher, n: u64, shape: Shape) -> Result<Run> {
+    let node = Node::new().context("starting a node")?;
+    let chan = channel(&node, shape.payload, shape.max_buffers, None)?;
+    let name = unique_name("throughput");
+    chan.publish(&name).context("publishing the channel")?;
+    let (mut control, their_control) = Control::pair()?;
+    let mut child = ChildProc::spawn(
+        launcher,
+        "asyncmsg-send",
+        &[
+            name,
+            n.to_string(),
+            shape.payload.to_string(),
+            shape.trigger.to_string(),
+            shape.max_buffers.to_string(),
+            u8::from(shape.alloc).to_string(),
+        ],
+        &[their_control.as_fd()],
+    )?;
+    drop(their_control);
+    let _pinned = pin(RECEIVER_CPU);
+    let mut batch: Vec<Message> = Vec::with_capacity(shape.max_buffers as usize);
+    control.expect_from(Step::Ready, &mut child)?;
+
+    let began = Instant::now();
+    control.send(Step::Go)?;
+    let mut expected = 0u64;
+    let received = (|| -> Result<()> {
+        while expected < n {
+            get_batch(&chan, &mut batch, expected)?;
+            for msg in &batch {
+                check_message(msg, shape.payload, expected)?;
+                expected += 1;
+            }
+            batch.clear(); // lets the messages go: their callbacks may run
+        }
+        Ok(())
+    })();
+    received.map_err(|e| e.context(child.failure()))?;
+    // The child's last delivery callback ran.
+    control.expect_from(Step::Done, &mut child)?;
+    let took = began.elapsed();
+
+    control.send(Step::Bye)?;
+    child.finish()?;
+    drop(chan);
+    drop(node);
+    Ok(Run::throughput(n, shape.payload, took))
+}
+
+pub(crate) fn child_send(mut env: ChildEnv) -> Result<()> {
+    let name = env.arg(0)?.to_owned();
+    let n = env.num(1)?;
+    let payload = env.num(2)? as usize;
+    let trigger = env.num(3)? as u32;
+    let max_buffers = env.num(4)? as u32;
+    let alloc = env.num(5)? != 0;
+    let mut control = Control::from_fd(env.fd(0)?);
+
+    let node = Node::new().context("starting a node")?;
+    let mut buffers = Buffers::new(&node, 2 * max_buffers as usize, payload, alloc);
+    let seen = Arc::new(Deliveries::default());
+    let (done_tx, done_rx) = mpsc::sync_channel::<()>(1);
+    let conn = connect(
+        &node,
+        &name,
+        max_buffers,
+        trigger,
+        &buffers,
+        &seen,
+        Some((n, done_tx)),
+    )?;
+    let _pinned = pin(SENDER_CPU);
+    control.send(Step::Ready)?;
+    control.expect(Step::Go)?;
+    for i in 0..n {
+        let mut buf = buffers.take(&node);
+        stamp(&mut buf, i);
+        conn.put(buf, i)
+            .map_err(|e| anyhow!("put of message {i}: {e}"))?;
+    }
+    conn.flush(Flush::NoWait)
+        .map_err(|e| anyhow!("final flush: {e}"))?;
+    if n > 0 {
+        done_rx
+            .recv_timeout(STEP_LIMIT)
+            .map_err(|_| anyhow!("delivery callbacks stalled"))?;
+    }
+    seen.check(n)?;
+    control.send(Step::Done)?;
+    control.expect(Step::Bye)?;
+    drop(conn);
+    drop(node);
+    Ok(())
+}
+
+/// `n` timed round trips of `shape`: the parent puts on the child's channel
+/// and gets the echo from its own.
+pub(crate) fn latency(launcher: &Launcher, n: u64, shape: PingShape) -> Result<Run> {
+    let warmup = warmup_for(n);
+    let node = Node::new().context("starting a node")?;
+    let mine = channel(&node, shape.payload, PING_BUFFERS, Some(shape.busy_poll))?;
+    let my_name = unique_name("pong");
+    mine.publish(&my_name).context("publishing the channel")?;
+    let their_name = unique_name("ping");
+    let (mut control, their_control) = Control::pair()?;
+    let mut child = ChildProc::spawn(
+        launcher,
+        "asyncmsg-echo",
+        &[
+            my_name,
+            their_name.clone(),
+            (warmup + n).to_string(),
+            shape.payload.to_string(),
+            shape.busy_poll.as_nanos().to_string(),
+            u8::from(shape.alloc).to_string(),
+        ],
+        &[their_control.as_fd()],
+    )?;
+    drop(their_control);
+    let _pinned = pin(SENDER_CPU);
+    let mut buffers = Buffers::new(&node, 2 * PING_BUFFERS as usize, shape.payload, shape.alloc);
+    let seen = Arc::new(Deliveries::default());
+    control.expect_from(Step::Ready, &mut child)?;
+    let conn = connect(&node, &their_name, PING_BUFFERS, 1, &buffers, &seen, None)?;
+    let mut batch: Vec<Message> = Vec::with_capacity(PING_BUFFERS as usize);
+
+    let run = latency_loop(warmup, n, |i| {
+        let mut buf = buffers.take(&node);
+        stamp(&mut buf, i);
+        conn.put(buf, i).map_err(|e| anyhow!("ping {i}: {e}"))?;
+        while batch.is_empty() {
+            get_batch(&mine, &mut batch, i)?;
+        }
+        ensure!(batch.len() == 1, "{} pongs for ping {i}", batch.len());
+        check_message(&batch[0], shape.payload, i)?;
+        batch.clear();
+        Ok(())
+    });
+    let run = run.map_err(|e| e.context(child.failure()))?;
+    control.send(Step::Bye)?;
+    child.finish()?;
+    drop(conn);
+    drop(mine);
+    drop(node);
+    Ok(run)
+}
+
+pub(crate) fn child_echo(mut env: ChildEnv) -> Result<()> {
+    let pong_name = env.arg(0)?.to_owned();
+    let ping_name = env.arg(1)?.to_owned();
+    let total = env.num(2)?;
+    let payload = env.num(3)? as usize;
+    let busy_poll = Duration::from_nanos(env.num(4)?);
+    let alloc = env.num(5)? != 0;
+    let mut control = Control::from_fd(env.fd(0)?);
+
+    let node = Node::new().context("starting a node")?;
+    let mine = channel(&node, payload, PING_BUFFERS, Some(busy_poll))?;
+    mine.publish(&ping_name).context("publishing the channel")?;
+    let mut buffers = Buffers::new(&node, 2 * PING_BUFFERS as usize, payload, alloc);
+    let seen = Arc::new(Deliveries::default());
+    let conn = connect(&node, &pong_name, PING_BUFFERS, 1, &buffers, &seen, None)?;
+    let mut batch: Vec<Message> = Vec::with_capacity(PING_BUFFERS as usize);
+    let _pinned = pin(RECEIVER_CPU);
+    control.send(Step::Ready)?;
+    let mut expected = 0u64;
+    while expected < total {
+        get_batch(&mine, &mut batch, expected)?;
+        for msg in &batch {
+            check_message(msg, payload, expected)?;
+            let mut buf = buffers.take(&node);
+            stamp(&mut buf, expected);
+            conn.put(buf, expected)
+                .map_err(|e| anyhow!("pong {expected}: {e}"))?;
+            expected += 1;
+        }
+        batch.clear();
+    }
+    control.expect(Step::Bye)?;
+    drop(conn);
+    drop(mine);
+    drop(node);
+    Ok(())
+}
