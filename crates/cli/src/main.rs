@@ -1,12 +1,16 @@
 //! `asyncmsg`: the command-line tool of the asyncmsg project.
 //!
 //! One subcommand per job: `demo` runs a self-contained tour and throughput
-//! measurement. Each subcommand lives in its own module with its own clap
-//! arguments struct, so adding one (`serve`, `send`, `names`, …) is a module
+//! measurement; `serve`, `send` and `names` are a receiver, a sender and the
+//! list of published names, for use across processes. Each subcommand lives in
+//! its own module with its own clap arguments struct, so adding one is a module
 //! and a [`Command`] variant.
 
 mod demo;
 mod hop;
+mod names;
+mod send;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -23,11 +27,20 @@ enum Command {
     /// Runs a receiver and sender threads over each transport: shows a few
     /// messages with their info and delivery callbacks, then measures throughput.
     Demo(demo::DemoArgs),
+    /// Publishes a channel under NAME and prints the messages it receives.
+    Serve(serve::ServeArgs),
+    /// Connects to TARGET, sends messages and reports their delivery.
+    Send(send::SendArgs),
+    /// Lists the names published on this host.
+    Names(names::NamesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Send(args) => send::run(&args),
+        Command::Names(args) => names::run(&args),
     }
 }
 

@@ -1,14 +1,41 @@
 //! Runs the built `asyncmsg` binary and checks what `demo` prints.
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Runs `asyncmsg ARGS`, killing it if it takes longer than `limit`.
+/// A runtime directory of its own (where names live), removed when dropped.
+struct RuntimeDir(PathBuf);
+
+impl RuntimeDir {
+    fn new() -> RuntimeDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "asyncmsg-demo-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create a runtime directory");
+        RuntimeDir(dir)
+    }
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `asyncmsg ARGS` in a runtime directory of its own, killing it if it
+/// takes longer than `limit`.
 fn asyncmsg(args: &[&str], limit: Duration) -> Output {
+    let runtime = RuntimeDir::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_asyncmsg"))
         .args(args)
         .env("RUST_BACKTRACE", "0")
+        .env("ASYNCMSG_RUNTIME_DIR", &runtime.0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -71,8 +98,11 @@ fn throughput_line<'a>(stdout: &'a str, hop: &str) -> (&'a str, u64) {
     (line, count)
 }
 
+/// Every hop the demo runs over by default.
+const HOPS: [&str; 2] = ["inproc", "shm"];
+
 #[test]
-fn demo_tours_and_measures_inproc() {
+fn demo_tours_and_measures_every_hop() {
     let o = asyncmsg(&["demo", "--count", "20000"], Duration::from_secs(60));
     let (stdout, stderr) = text(&o);
     assert!(
@@ -88,12 +118,13 @@ fn demo_tours_and_measures_inproc() {
         .parse()
         .expect("a pid");
 
-    // The tour: six messages, each with its info, and six callbacks.
+    // The tour, on each hop: six messages, each with its info, and six
+    // callbacks. The receiver is this process on every hop.
     let received: Vec<_> = stdout
         .lines()
         .filter(|l| l.trim_start().starts_with("received "))
         .collect();
-    assert_eq!(received.len(), 6, "{stdout}");
+    assert_eq!(received.len(), 6 * HOPS.len(), "{stdout}");
     for line in &received {
         assert!(line.contains(&format!(" pid {pid} ")), "{line:?}");
         assert!(
@@ -105,15 +136,58 @@ fn demo_tours_and_measures_inproc() {
         .lines()
         .filter(|l| l.trim_start().starts_with("delivered "))
         .collect();
-    assert_eq!(delivered.len(), 6, "{stdout}");
+    assert_eq!(delivered.len(), 6 * HOPS.len(), "{stdout}");
     assert!(delivered.iter().all(|l| l.contains(": ok,")), "{stdout}");
-    assert!(
-        stdout.contains("6 messages received, 6 delivery callbacks ok"),
+    assert_eq!(
+        stdout
+            .matches("6 messages received, 6 delivery callbacks ok")
+            .count(),
+        HOPS.len(),
         "{stdout}"
     );
+    for hop in HOPS {
+        assert!(
+            stdout.contains(&format!("\n{hop}: 3 sender threads put 2 messages each")),
+            "no {hop} tour in:\n{stdout}"
+        );
+        let (_, count) = throughput_line(&stdout, hop);
+        assert_eq!(count, 20_000);
+    }
 
-    let (_, count) = throughput_line(&stdout, "inproc");
-    assert_eq!(count, 20_000);
+    // Shared memory is measured against a child process, not this one.
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("shm: 20000 messages of "))
+        .unwrap_or_else(|| panic!("no shm throughput header in:\n{stdout}"));
+    let child: u32 = header
+        .split(" to child process ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in {header:?}"));
+    assert_ne!(child, pid, "{header:?}");
+    assert!(
+        stdout.contains(&format!("  child process {child} took every message, ")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn demo_over_shm_alone() {
+    let o = asyncmsg(
+        &["demo", "--hop", "shm", "--no-tour", "--count", "5000"],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        o.status
+    );
+    assert!(!stdout.contains("\ninproc"), "{stdout}");
+    let (_, count) = throughput_line(&stdout, "shm");
+    assert_eq!(count, 5000);
+    assert!(stdout.contains(" to child process "), "{stdout}");
 }
 
 #[test]
@@ -148,8 +222,10 @@ fn demo_with_odd_batches_and_a_small_window() {
         !stdout.contains("received "),
         "--no-tour still toured:\n{stdout}"
     );
-    let (_, count) = throughput_line(&stdout, "inproc");
-    assert_eq!(count, 10_007);
+    for hop in HOPS {
+        let (_, count) = throughput_line(&stdout, hop);
+        assert_eq!(count, 10_007);
+    }
 }
 
 #[test]

@@ -6,6 +6,10 @@
 //! connection; the receiver checks that each connection's messages arrive
 //! complete and in order, and each connection's callbacks check that every
 //! message is called back `Ok`, once, in put order.
+//!
+//! On a hop whose receiver is a child process (shared memory), the child is
+//! `asyncmsg serve NAME --count N`: it checks each connection's sequence numbers
+//! and reports its count, and the senders here are measured against it.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +24,7 @@ use asyncmsg::{
 };
 
 use super::{DemoArgs, PATIENCE};
-use crate::hop::Hop;
+use crate::hop::{ChildServer, ChildSpec, Hop, unique_name};
 
 /// Bytes of the header every message starts with: sender index (u32 LE) and
 /// message number on its connection (u64 LE).
@@ -64,8 +68,10 @@ pub struct Report {
     pub count: u64,
     /// From the first put to the last delivery callback.
     pub elapsed: Duration,
-    /// Gets that returned messages.
-    pub gets: u64,
+    /// Gets that returned messages (`None`: a child process got them).
+    pub gets: Option<u64>,
+    /// The receiving child process, if the receiver was not this process.
+    pub child: Option<u32>,
     /// Send buffers allocated (the rest of the puts reused a returned one).
     pub allocated: u64,
 }
@@ -73,14 +79,23 @@ pub struct Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64();
-        writeln!(
-            f,
-            "  {} gets, {:.1} messages per get, {} send buffers allocated for {} puts",
-            self.gets,
-            self.count as f64 / self.gets.max(1) as f64,
-            self.allocated,
-            self.count
-        )?;
+        match (self.gets, self.child) {
+            (Some(gets), _) => writeln!(
+                f,
+                "  {} gets, {:.1} messages per get, {} send buffers allocated for {} puts",
+                gets,
+                self.count as f64 / gets.max(1) as f64,
+                self.allocated,
+                self.count
+            )?,
+            (None, child) => writeln!(
+                f,
+                "  child process {} took every message, {} send buffers allocated for {} puts",
+                child.map(|p| p.to_string()).unwrap_or_default(),
+                self.allocated,
+                self.count
+            )?,
+        }
         write!(
             f,
             "{}: {} messages in {:.2} s = {:.1} M msg/s, all delivered in order",
@@ -144,8 +159,35 @@ pub fn run(node: &Node, hop: Hop, s: &Settings) -> anyhow::Result<Report> {
         s.trigger,
         s.window
     );
+    let name = unique_name(&format!("demo-throughput-{}", hop.label()));
+    // The receiver: a channel of this process, or a child process serving one.
+    let (chan, child, address) = if hop.receives_in_child() {
+        let child = ChildServer::spawn(
+            &ChildSpec {
+                name,
+                count: s.count,
+                buffer_size: s.size,
+                max_buffers: GET_BATCH,
+            },
+            PATIENCE,
+        )?;
+        let address = child.address();
+        (None, Some(child), address)
+    } else {
+        let chan = node.create_channel(
+            ChannelConfig::default()
+                .buffer_size(s.size)
+                .max_buffers(GET_BATCH),
+        )?;
+        let address = hop.expose(&chan, &name)?;
+        (Some(chan), None, address)
+    };
+    let to = match &child {
+        Some(c) => format!(" to child process {} (asyncmsg serve)", c.pid()),
+        None => String::new(),
+    };
     println!(
-        "\n{}: {} messages of {} B from {} sender thread(s), trigger {}, window {}",
+        "\n{}: {} messages of {} B from {} sender thread(s){to}, trigger {}, window {}",
         hop.label(),
         s.count,
         s.size,
@@ -153,13 +195,6 @@ pub fn run(node: &Node, hop: Hop, s: &Settings) -> anyhow::Result<Report> {
         s.trigger,
         s.window
     );
-    let chan = node.create_channel(
-        ChannelConfig::default()
-            .buffer_size(s.size)
-            .max_buffers(GET_BATCH),
-    )?;
-    let name = format!("asyncmsg-demo-throughput-{}-{}", hop.label(), chan.chid());
-    let address = hop.expose(&chan, &name)?;
 
     let (finished_tx, finished_rx) = mpsc::channel();
     let mut senders = Vec::new();
@@ -170,17 +205,19 @@ pub fn run(node: &Node, hop: Hop, s: &Settings) -> anyhow::Result<Report> {
         let callbacks = Arc::new(Callbacks::default());
         let cb = callbacks.clone();
         let finished = finished_tx.clone();
-        let conn = node.connect(
-            address.as_str(),
-            ConnectionAttr::default()
-                .max_buffers(s.window)
-                .trigger_count(s.trigger)
-                .on_delivered(move |d| {
-                    cb.record(&d, count, &finished);
-                    // The buffer goes back to its sender to be filled again.
-                    let _ = pool_tx.send(d.buf);
-                }),
-        )?;
+        let conn = node
+            .connect(
+                address.as_str(),
+                ConnectionAttr::default()
+                    .max_buffers(s.window)
+                    .trigger_count(s.trigger)
+                    .on_delivered(move |d| {
+                        cb.record(&d, count, &finished);
+                        // The buffer goes back to its sender to be filled again.
+                        let _ = pool_tx.send(d.buf);
+                    }),
+            )
+            .with_context(|| format!("cannot connect to {address}"))?;
         senders.push(Sending {
             index,
             conn,
@@ -193,12 +230,15 @@ pub fn run(node: &Node, hop: Hop, s: &Settings) -> anyhow::Result<Report> {
     let active = senders.iter().filter(|x| x.count > 0).count();
 
     let start = Instant::now();
-    let (gets, allocated) = thread::scope(|sc| -> anyhow::Result<(u64, u64)> {
+    let (gets, allocated) = thread::scope(|sc| -> anyhow::Result<(Option<u64>, u64)> {
         let handles: Vec<_> = senders
             .iter_mut()
             .map(|snd| sc.spawn(move || send_all(snd, s.size)))
             .collect();
-        let received = receive_all(&chan, s, &coids);
+        let received = match &chan {
+            Some(chan) => receive_all(chan, s, &coids).map(Some),
+            None => Ok(None),
+        };
         let mut allocated = 0;
         let mut failed = Vec::new();
         for h in handles {
@@ -229,6 +269,10 @@ pub fn run(node: &Node, hop: Hop, s: &Settings) -> anyhow::Result<Report> {
         })?;
     }
     let elapsed = start.elapsed();
+    let child_pid = child.as_ref().map(ChildServer::pid);
+    if let Some(child) = child {
+        child.finish(PATIENCE)?;
+    }
 
     for snd in &senders {
         let wrong = snd.callbacks.wrong.load(Ordering::Acquire);
@@ -251,6 +295,7 @@ pub fn run(node: &Node, hop: Hop, s: &Settings) -> anyhow::Result<Report> {
         count: s.count,
         elapsed,
         gets,
+        child: child_pid,
         allocated,
     })
 }

@@ -1,15 +1,19 @@
 //! A few messages from a few sender threads to one receiver, each shown with
 //! its message info and its delivery callback.
+//!
+//! The receiver is in this process on every hop: over shared memory the
+//! senders reach it at `shm://NAME`, through the shared segment, as another
+//! process would.
 
 use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use asyncmsg::{ChannelConfig, ConnectionAttr, Node};
+use asyncmsg::{ChannelConfig, Connection, ConnectionAttr, Node};
 
 use super::PATIENCE;
-use crate::hop::Hop;
+use crate::hop::{Hop, unique_name};
 
 const SENDERS: u64 = 3;
 const PER_SENDER: u64 = 2;
@@ -22,11 +26,13 @@ pub fn run(node: &Node, hop: Hop) -> anyhow::Result<()> {
         hop.label()
     );
     let chan = node.create_channel(ChannelConfig::default().buffer_size(256).max_buffers(8))?;
-    let name = format!("asyncmsg-demo-tour-{}-{}", hop.label(), chan.chid());
+    let name = unique_name(&format!("demo-tour-{}", hop.label()));
     let address = hop.expose(&chan, &name)?;
 
     let (done_tx, done_rx) = mpsc::channel();
-    thread::scope(|s| -> anyhow::Result<()> {
+    // The connections come back from their threads and live until every
+    // delivery callback ran: a connection is the sender's end of its messages.
+    let _conns = thread::scope(|s| -> anyhow::Result<Vec<Connection>> {
         let mut senders = Vec::new();
         for sender in 1..=SENDERS {
             let done_tx = done_tx.clone();
@@ -50,15 +56,14 @@ pub fn run(node: &Node, hop: Hop) -> anyhow::Result<()> {
                         let _ = done_tx.send(d.result);
                     }),
             )?;
-            senders.push(s.spawn(move || -> anyhow::Result<()> {
+            senders.push(s.spawn(move || -> anyhow::Result<Connection> {
                 for i in 0..PER_SENDER {
                     let text = format!("hello #{i} from sender {sender}");
                     conn.put(text, sender * 100 + i)?;
                 }
-                // Keep the connection until its messages are taken: dropping it
-                // would detach it and call the untaken ones back as failed.
+                // Wait until the receiver took them all.
                 conn.flush(asyncmsg::Flush::WaitFor(PATIENCE))?;
-                Ok(())
+                Ok(conn)
             }));
         }
 
@@ -83,13 +88,14 @@ pub fn run(node: &Node, hop: Hop) -> anyhow::Result<()> {
             }
             got += batch.len();
         } // each batch is dropped here: its messages go back to their senders
+        let mut conns = Vec::new();
         for s in senders {
             match s.join() {
-                Ok(r) => r?,
+                Ok(r) => conns.push(r?),
                 Err(_) => bail!("a sender thread panicked"),
             }
         }
-        Ok(())
+        Ok(conns)
     })?;
 
     for n in 0..total {
