@@ -606,14 +606,20 @@ fn accept_link(reactor: &Reactor, sock: UnixStream) -> io::Result<()> {
     ) else {
         return (&sock).write_all(&frame(ST_BAD, 0, 0));
     };
-    let doorbell = match chan.doorbell.get() {
-        Some(d) => d,
-        None => {
-            let d = EventFd::new()?;
-            let d = chan.doorbell.get_or_init(|| d);
+    let fresh = match chan.doorbell.get() {
+        Some(_) => None,
+        None => Some(EventFd::new()?),
+    };
+    let doorbell = {
+        // Under the channel lock: two handshakes at once make one doorbell.
+        let _st = lock(&chan.state);
+        if let (None, Some(fresh)) = (chan.doorbell.get(), fresh) {
+            let d = chan.doorbell.get_or_init(|| fresh);
             reactor.watch(d.as_fd(), Watch::Doorbell(Arc::downgrade(&chan)));
-            d
         }
+        chan.doorbell
+            .get()
+            .ok_or_else(|| io::Error::other("no doorbell"))?
     };
     let scoid = next_coid();
     let conn = Arc::new(RemoteConn {
@@ -745,8 +751,20 @@ impl Reactor {
                 loop {
                     match self.listener.accept() {
                         Ok((sock, _)) => {
-                            // A connector that misbehaves fails its own link only.
-                            let _ = accept_link(self, sock);
+                            // Each handshake on a thread of its own: a connector
+                            // that stalls or misbehaves delays and fails its own
+                            // link only, never the reactor.
+                            let spawned = std::thread::Builder::new()
+                                .name("asyncmsg-handshake".into())
+                                .spawn(move || {
+                                    if let Some(r) = reactor() {
+                                        let _ = accept_link(r, sock);
+                                    }
+                                });
+                            if spawned.is_err() {
+                                // No thread to spare: the connector sees the
+                                // socket close and fails its connect.
+                            }
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => break,
