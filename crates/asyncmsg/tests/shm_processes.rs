@@ -668,3 +668,31 @@ fn list_dev_shm() -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// B21: a connector that opens the channel's socket and then says nothing (or
+/// garbage) does not hold up anybody else: other connections attach at once.
+#[test]
+fn b21_stalled_or_garbage_connectors_hold_up_nobody() {
+    use std::io::Write;
+    let node = Node::new().unwrap();
+    let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    let name = unique("xp-stall");
+    chan.publish(&name).unwrap();
+    let dir = asyncmsg_shm::names::runtime_dir().unwrap();
+    let path = asyncmsg_shm::names::node_socket_path(&dir, std::process::id());
+    let _silent = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let mut noisy = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    noisy.write_all(&[0xAB; 64]).unwrap();
+    let peer = Node::new().unwrap();
+    let started = Instant::now();
+    let conn = peer
+        .connect(format!("shm://{name}"), ConnectionAttr::default())
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a stalled connector held up the handshake for {:?}",
+        started.elapsed()
+    );
+    conn.put("through", 0).unwrap();
+    assert_eq!(chan.get_timeout(WAIT).unwrap()[0].text(), "through");
+}
