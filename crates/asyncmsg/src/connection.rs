@@ -770,6 +770,9 @@ impl Connection {
             Peer::Remote(link) => {
                 let failed = c.close(ErrorKind::Detached);
                 link.detached();
+                // Kept by the delivery thread only while the receiver still
+                // holds messages of it.
+                c.delivery().prune_remote();
                 failed
             }
         };

@@ -406,6 +406,14 @@ impl ConnShared {
         &self.node.delivery
     }
 
+    /// Closed, and every message it took was called back: nothing can happen
+    /// on this connection any more.
+    pub(crate) fn finished(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+            && self.completed.load(Ordering::SeqCst)
+                >= self.taken().min(self.ctr().visible.load(Ordering::SeqCst))
+    }
+
     /// Tells whoever waits on this connection's sender side (put, flush) that a
     /// counter moved.
     pub(crate) fn notify_senders(&self) {

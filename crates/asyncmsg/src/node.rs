@@ -49,8 +49,11 @@ pub(crate) struct DeliveryQueue {
     jobs: Mutex<VecDeque<Job>>,
     pub(crate) bell: Bell,
     stop: AtomicBool,
-    /// This node's connections to channels of other processes.
-    remote: Mutex<Vec<Weak<ConnShared>>>,
+    /// This node's connections to channels of other processes. Held strongly:
+    /// a connection detached while the receiver still holds its messages must
+    /// live on until they come back and are called back (B11, B14); it leaves
+    /// the list once closed with nothing outstanding.
+    remote: Mutex<Vec<Arc<ConnShared>>>,
 }
 
 impl DeliveryQueue {
@@ -62,21 +65,26 @@ impl DeliveryQueue {
     /// Watches a connection to another process for given-back messages.
     pub(crate) fn add_remote(&self, conn: &Arc<ConnShared>) {
         let mut list = lock(&self.remote);
-        list.retain(|w| w.strong_count() > 0);
-        list.push(Arc::downgrade(conn));
+        list.retain(|c| !c.finished());
+        list.push(conn.clone());
     }
 
     /// Completes what receivers in other processes gave back.
     fn scan_remote(&self, scratch: &mut Vec<(u64, crate::link::Item)>) {
-        let conns: Vec<Arc<ConnShared>> = lock(&self.remote)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for conn in conns {
+        let conns: Vec<Arc<ConnShared>> = lock(&self.remote).clone();
+        for conn in &conns {
             if conn.ctr().delivery_pending.load(Ordering::SeqCst) != 0 {
                 conn.deliver_released(scratch);
             }
         }
+        if conns.iter().any(|c| c.finished()) {
+            lock(&self.remote).retain(|c| !c.finished());
+        }
+    }
+
+    /// Forgets connections that are closed with nothing outstanding.
+    pub(crate) fn prune_remote(&self) {
+        lock(&self.remote).retain(|c| !c.finished());
     }
 
     /// Whether the calling thread is this node's delivery thread.
@@ -107,6 +115,7 @@ impl DeliveryQueue {
                     for f in conn.close_with(asyncmsg_core::ErrorKind::PeerLost, true) {
                         f.call();
                     }
+                    self.prune_remote();
                 }
                 None => {
                     if self.stop.load(Ordering::Acquire) {

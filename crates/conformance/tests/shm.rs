@@ -57,3 +57,29 @@ impl Harness for Shm {
 }
 
 conformance_suite!(Shm);
+
+/// B11, B14 over shared memory: a connection detached (here: dropped) while
+/// the receiver still holds a message it took still calls that message back
+/// `Ok` once the receiver lets it go.
+#[test]
+fn b14_dropped_connection_still_calls_back_held_messages() {
+    use asyncmsg::{ChannelConfig, ConnectionAttr};
+    use std::sync::mpsc;
+    let h = Shm::setup();
+    let chan = h.channel(ChannelConfig::default());
+    let (tx, rx) = mpsc::channel();
+    let conn = h.connect(
+        &chan,
+        ConnectionAttr::default().on_delivered(move |d| tx.send((d.handle, d.result)).unwrap()),
+    );
+    conn.put("held", 1).unwrap();
+    conn.put("held too", 2).unwrap();
+    let batch = chan.get().unwrap();
+    assert_eq!(batch.len(), 2);
+    drop(conn);
+    assert!(rx.try_recv().is_err(), "nothing called back while held");
+    drop(batch);
+    let wait = std::time::Duration::from_secs(10);
+    assert_eq!(rx.recv_timeout(wait).unwrap(), (1, Ok(())));
+    assert_eq!(rx.recv_timeout(wait).unwrap(), (2, Ok(())));
+}
