@@ -840,6 +840,9 @@ impl Channel {
         for conn in st.conns.iter().filter_map(|w| w.upgrade()) {
             out.push_str(&format!(" | {}", conn.debug_state()));
         }
+        for r in &st.remote {
+            out.push_str(&format!(" | {}", r.debug_state()));
+        }
         out
     }
 

@@ -442,12 +442,16 @@ impl Connection {
         // A put from the delivery thread must not wait for slots only that thread
         // frees.
         let may_wait = may_wait && !c.delivery().on_delivery_thread();
+        let extra = if once.is_some() || spill.is_some() {
+            Some(Box::new(crate::link::Extra { once, spill }))
+        } else {
+            None
+        };
         let mut item = Item {
             buf,
             handle,
-            once,
             generation: 0,
-            spill,
+            extra,
         };
         loop {
             let mut st = lock(&c.send);

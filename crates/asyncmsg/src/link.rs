@@ -103,11 +103,30 @@ pub(crate) async fn wait_for_async<T>(event: &Event, mut take: impl FnMut() -> O
 pub(crate) struct Item {
     pub(crate) buf: SendBuf,
     pub(crate) handle: u64,
-    pub(crate) once: Option<Owned<OnceCallback>>,
     pub(crate) generation: u32,
+    /// What few messages carry, boxed so that an item fits one cache line.
+    pub(crate) extra: Option<Box<Extra>>,
+}
+
+/// The rarer parts of a message.
+pub(crate) struct Extra {
+    /// The per-put callback (`put_with`).
+    pub(crate) once: Option<Owned<OnceCallback>>,
     /// A copy of a large payload in the node's shared pool, for a receiver in
     /// another process; freed when the message completes.
     pub(crate) spill: Option<PoolBuf>,
+}
+
+impl Item {
+    /// The per-put callback, if any.
+    pub(crate) fn take_once(&mut self) -> Option<Owned<OnceCallback>> {
+        self.extra.as_mut().and_then(|e| e.once.take())
+    }
+
+    /// The pool copy of the payload, if any.
+    pub(crate) fn spill(&self) -> Option<&PoolBuf> {
+        self.extra.as_ref().and_then(|e| e.spill.as_ref())
+    }
 }
 
 /// A value that can only be moved, never borrowed, so sharing `&Owned<T>`
@@ -125,6 +144,48 @@ impl<T> Owned<T> {
     }
     pub(crate) fn into_inner(self) -> T {
         self.0
+    }
+}
+
+/// What running a connection's callbacks needs, looked up once per batch.
+struct Dispatcher {
+    stream: Option<Arc<crate::connection::StreamShared>>,
+    cached: Option<(u32, Option<Callback>)>,
+}
+
+impl Dispatcher {
+    fn new(conn: &ConnShared) -> Self {
+        Dispatcher {
+            stream: lock(&conn.stream)
+                .as_ref()
+                .and_then(std::sync::Weak::upgrade),
+            cached: None,
+        }
+    }
+
+    fn deliver(&mut self, conn: &ConnShared, seq: u64, mut item: Item) {
+        let default = match &self.cached {
+            Some((g, cb)) if *g == item.generation => cb.clone(),
+            _ => {
+                // Completions run in put order and generations only grow with
+                // it, so every message of an older generation has been called
+                // back (or withdrawn with its callback).
+                conn.prune_callbacks(item.generation);
+                let cb = conn.callback_of(item.generation);
+                self.cached = Some((item.generation, cb.clone()));
+                cb
+            }
+        };
+        let once = item.take_once();
+        drop(item.extra);
+        let d = Delivery {
+            result: Ok(()),
+            handle: item.handle,
+            buf: item.buf,
+            seq,
+            coid: conn.coid,
+        };
+        dispatch(d, once, default.as_ref(), self.stream.as_ref());
     }
 }
 
@@ -438,73 +499,54 @@ impl ConnShared {
     }
 
     /// On the delivery thread: completes every given-back slot in order, frees
-    /// the slots, then runs their callbacks (B11).
-    pub(crate) fn deliver_released(self: &Arc<Self>, scratch: &mut Vec<(u64, Item)>) {
+    /// it, and runs its callback (B11). Each slot is freed before its callback
+    /// runs, so a callback may put on the same connection.
+    pub(crate) fn deliver_released(self: &Arc<Self>) {
         self.ctr().delivery_pending.store(0, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let mut seq = self.completed.load(Ordering::Acquire);
-        scratch.clear();
-        match &self.peer {
-            Peer::Remote(link) => {
-                // The receiver marks released slots in the segment. Complete
-                // them in order, never past what it took (clamped to what was
-                // published, whatever the peer wrote).
-                let published = self.ctr().visible.load(Ordering::Relaxed);
-                let end = self.taken().min(published);
-                while seq < end && link.ring.is_released(seq) {
+        let start = self.completed.load(Ordering::Acquire);
+        // For a receiver in another process: never past what it took (clamped
+        // to what was published, whatever the peer wrote).
+        let end = match &self.peer {
+            Peer::Remote(_) => self.taken().min(self.ctr().visible.load(Ordering::Relaxed)),
+            Peer::Local(_) => u64::MAX,
+        };
+        let mut seq = start;
+        let mut dispatcher: Option<Dispatcher> = None;
+        loop {
+            let item = match &self.peer {
+                Peer::Remote(link) => {
+                    if seq >= end || !link.ring.is_released(seq) {
+                        break;
+                    }
                     link.ring.clear_released(seq);
                     // SAFETY: `seq` was taken (below `taken`) and given back,
                     // and only this thread completes: the slot's item is ours.
-                    if let Some(item) = unsafe { self.ring.withdraw(seq) } {
-                        scratch.push((seq, item));
-                    }
-                    seq += 1;
+                    unsafe { self.ring.withdraw(seq) }
                 }
-                // A flush waits for `taken`, which the receiver moves: it rings
-                // for that too.
-                self.notify_senders();
-            }
-            Peer::Local(_) => {
                 // SAFETY: this runs only on the node's delivery thread, which
                 // completes each connection's slots in order; `complete` stops
                 // at the first slot not given back, so it never passes `taken`.
-                while let Some(item) = unsafe { self.ring.complete(seq) } {
-                    scratch.push((seq, item));
-                    seq += 1;
-                }
+                Peer::Local(_) => match unsafe { self.ring.complete(seq) } {
+                    Some(item) => Some(item),
+                    None => break,
+                },
+            };
+            // The slot is free from here on (a put, even from the callback
+            // below, may reuse it).
+            self.completed.store(seq + 1, Ordering::Release);
+            if let Some(item) = item {
+                dispatcher
+                    .get_or_insert_with(|| Dispatcher::new(self))
+                    .deliver(self, seq, item);
             }
+            seq += 1;
         }
-        if scratch.is_empty() {
-            return;
-        }
-        self.completed.store(seq, Ordering::SeqCst);
-        self.notify_senders();
-        let stream = lock(&self.stream)
-            .as_ref()
-            .and_then(std::sync::Weak::upgrade);
-        let mut cached: Option<(u32, Option<Callback>)> = None;
-        for (seq, item) in scratch.drain(..) {
-            let default = match &cached {
-                Some((g, cb)) if *g == item.generation => cb.clone(),
-                _ => {
-                    // Completions run in put order and generations only grow
-                    // with it, so every message of an older generation has
-                    // been called back (or withdrawn with its callback).
-                    self.prune_callbacks(item.generation);
-                    let cb = self.callback_of(item.generation);
-                    cached = Some((item.generation, cb.clone()));
-                    cb
-                }
-            };
-            drop(item.spill);
-            let d = Delivery {
-                result: Ok(()),
-                handle: item.handle,
-                buf: item.buf,
-                seq,
-                coid: self.coid,
-            };
-            dispatch(d, item.once, default.as_ref(), stream.as_ref());
+        if seq != start || matches!(self.peer, Peer::Remote(_)) {
+            // Threads blocked in put wait for slots; across processes a flush
+            // waits for `taken`, which the receiver rings for as well.
+            fence(Ordering::SeqCst);
+            self.notify_senders();
         }
     }
 
@@ -560,7 +602,8 @@ impl ConnShared {
             let stream = lock(&self.stream)
                 .as_ref()
                 .and_then(std::sync::Weak::upgrade);
-            let fail = |seq: u64, item: Item, out: &mut Vec<Failed>| {
+            let fail = |seq: u64, mut item: Item, out: &mut Vec<Failed>| {
+                let once = item.take_once();
                 out.push(Failed {
                     default: self.callback_of(item.generation),
                     delivery: Delivery {
@@ -570,7 +613,7 @@ impl ConnShared {
                         seq,
                         coid: self.coid,
                     },
-                    once: item.once,
+                    once,
                     stream: stream.clone(),
                 });
             };

@@ -70,15 +70,20 @@ impl DeliveryQueue {
     }
 
     /// Completes what receivers in other processes gave back.
-    fn scan_remote(&self, scratch: &mut Vec<(u64, crate::link::Item)>) {
-        let conns: Vec<Arc<ConnShared>> = lock(&self.remote).clone();
-        for conn in &conns {
+    /// `conns` is the delivery thread's scratch (kept to allocate nothing per
+    /// wake-up); the list is copied out because callbacks may attach.
+    fn scan_remote(&self, conns: &mut Vec<Arc<ConnShared>>) {
+        conns.extend(lock(&self.remote).iter().cloned());
+        let mut finished = false;
+        for conn in conns.iter() {
             if conn.ctr().delivery_pending.load(Ordering::SeqCst) != 0 {
-                conn.deliver_released(scratch);
+                conn.deliver_released();
             }
+            finished |= conn.finished();
         }
-        if conns.iter().any(|c| c.finished()) {
-            lock(&self.remote).retain(|c| !c.finished());
+        conns.clear();
+        if finished {
+            self.prune_remote();
         }
     }
 
@@ -104,14 +109,14 @@ impl DeliveryQueue {
             }
             let job = lock(&self.jobs).pop_front();
             match job {
-                Some(Job::Released(conn)) => conn.deliver_released(&mut scratch),
+                Some(Job::Released(conn)) => conn.deliver_released(),
                 Some(Job::Failed(list)) => {
                     for f in list {
                         f.call();
                     }
                 }
                 Some(Job::Lost(conn)) => {
-                    conn.deliver_released(&mut scratch);
+                    conn.deliver_released();
                     for f in conn.close_with(asyncmsg_core::ErrorKind::PeerLost, true) {
                         f.call();
                     }

@@ -55,6 +55,9 @@ use crate::link::{ChanShared, ConnKey, ConnShared, Item, lock};
 use crate::node::{Job, Node, RELEASED_REMOTELY};
 use crate::registry;
 
+/// Server-side connection ids (QNX `scoid`) of links from other processes.
+static NEXT_SCOID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
+
 /// Protocol version of the handshake frames.
 const VERSION: u32 = 1;
 /// How long either side of a handshake waits for the other.
@@ -159,8 +162,7 @@ impl SendLink {
     pub(crate) unsafe fn write(&self, seq: u64, item: &Item) {
         let buf = &item.buf;
         let pooled = item
-            .spill
-            .as_ref()
+            .spill()
             .or_else(|| buf.pool_buf().filter(|_| self.in_pool(buf)));
         match pooled {
             Some(p) if buf.len() > self.ring.inline_capacity() => {
@@ -504,6 +506,23 @@ impl RemoteConn {
         }
     }
 
+    /// The link's counters, for [`crate::Channel::debug_state`].
+    pub(crate) fn debug_state(&self) -> String {
+        let c = self.ring.counters();
+        format!(
+            "remote pid {} coid {} scoid {} visible {} taken {:#x} queued {} delivery_pending {} sender_waiters {} closed {}",
+            self.pid,
+            self.coid,
+            self.scoid,
+            c.visible.load(Ordering::SeqCst),
+            c.taken.load(Ordering::SeqCst),
+            c.queued.load(Ordering::SeqCst),
+            c.delivery_pending.load(Ordering::SeqCst),
+            c.sender_waiters.load(Ordering::SeqCst),
+            self.closed.load(Ordering::SeqCst),
+        )
+    }
+
     /// Ends the link from this side; returns what to report as a lost peer.
     pub(crate) fn shut(&self, why: ErrorKind) -> Option<PeerLost> {
         if self.closed.swap(true, Ordering::SeqCst) {
@@ -621,7 +640,7 @@ fn accept_link(reactor: &Reactor, sock: UnixStream) -> io::Result<()> {
             .get()
             .ok_or_else(|| io::Error::other("no doorbell"))?
     };
-    let scoid = next_coid();
+    let scoid = NEXT_SCOID.fetch_add(1, Ordering::Relaxed);
     let conn = Arc::new(RemoteConn {
         scoid,
         coid: coid as u32 as i32,

@@ -69,27 +69,40 @@ fn rounds(
     ALLOCATIONS.load(Ordering::Relaxed) - before
 }
 
-#[test]
-fn steady_state_allocates_nothing_per_message() {
+fn steady_state(shm: bool) {
+    // One test at a time: the allocation counter is global.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let node = Node::new().unwrap();
     let chan = node
         .create_channel(ChannelConfig::default().buffer_size(64).max_buffers(BATCH))
         .unwrap();
+    // Over shared memory a second node stands for the other process.
+    let peer = Node::new().unwrap();
+    let target: asyncmsg::Target = if shm {
+        let name = format!("alloc-{}", std::process::id());
+        chan.publish(&name).unwrap();
+        format!("shm://{name}").into()
+    } else {
+        chan.id().into()
+    };
+    let sender = if shm { &peer } else { &node };
     let pool = Arc::new(Mutex::new(Vec::with_capacity(4 * BATCH)));
     let done = Arc::new(AtomicU64::new(0));
     let conn = {
         let (pool, done) = (pool.clone(), done.clone());
-        node.connect(
-            chan.id(),
-            ConnectionAttr::default()
-                .max_buffers(2 * BATCH as u32)
-                .trigger_count(BATCH as u32)
-                .on_delivered(move |d| {
-                    pool.lock().unwrap().push(d.buf);
-                    done.fetch_add(1, Ordering::Release);
-                }),
-        )
-        .unwrap()
+        sender
+            .connect(
+                target,
+                ConnectionAttr::default()
+                    .max_buffers(2 * BATCH as u32)
+                    .trigger_count(BATCH as u32)
+                    .on_delivered(move |d| {
+                        pool.lock().unwrap().push(d.buf);
+                        done.fetch_add(1, Ordering::Release);
+                    }),
+            )
+            .unwrap()
     };
     pool.lock()
         .unwrap()
@@ -106,4 +119,16 @@ fn steady_state_allocates_nothing_per_message() {
         n * BATCH as u64
     );
     conn.flush(Flush::NoWait).unwrap();
+}
+
+#[test]
+fn steady_state_allocates_nothing_per_message() {
+    steady_state(false);
+}
+
+/// The same across the shared-memory transport: a put copies into the
+/// segment, a get reads in place, and neither side allocates per message.
+#[test]
+fn steady_state_allocates_nothing_per_message_over_shm() {
+    steady_state(true);
 }
