@@ -34,7 +34,9 @@ pub const SHARED_ALLOC_MIN: usize = 4096;
 
 enum Repr {
     Heap(Vec<u8>),
-    Pool(PoolBuf),
+    // Boxed: a send buffer stays as small as a `Vec`, since it rides in every
+    // slot and every delivery.
+    Pool(Box<PoolBuf>),
 }
 
 impl Default for Repr {
@@ -53,7 +55,7 @@ impl SendBuf {
 
     pub(crate) fn pooled(buf: PoolBuf) -> Self {
         SendBuf {
-            repr: Repr::Pool(buf),
+            repr: Repr::Pool(Box::new(buf)),
         }
     }
 

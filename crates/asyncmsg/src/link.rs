@@ -163,25 +163,33 @@ impl Dispatcher {
         }
     }
 
-    fn deliver(&mut self, conn: &ConnShared, seq: u64, mut item: Item) {
+    fn deliver(&mut self, conn: &ConnShared, seq: u64, item: Item) {
+        let Item {
+            buf,
+            handle,
+            generation,
+            extra,
+        } = item;
         let default = match &self.cached {
-            Some((g, cb)) if *g == item.generation => cb.clone(),
+            Some((g, cb)) if *g == generation => cb.clone(),
             _ => {
                 // Completions run in put order and generations only grow with
                 // it, so every message of an older generation has been called
                 // back (or withdrawn with its callback).
-                conn.prune_callbacks(item.generation);
-                let cb = conn.callback_of(item.generation);
-                self.cached = Some((item.generation, cb.clone()));
+                conn.prune_callbacks(generation);
+                let cb = conn.callback_of(generation);
+                self.cached = Some((generation, cb.clone()));
                 cb
             }
         };
-        let once = item.take_once();
-        drop(item.extra);
+        let once = match extra {
+            Some(e) => e.once,
+            None => None,
+        };
         let d = Delivery {
             result: Ok(()),
-            handle: item.handle,
-            buf: item.buf,
+            handle,
+            buf,
             seq,
             coid: conn.coid,
         };
@@ -278,6 +286,26 @@ enum CounterHome {
     Remote(Arc<SendLink>),
 }
 
+impl CounterHome {
+    fn get(&self) -> &Counters {
+        match self {
+            CounterHome::Heap(c) => c,
+            CounterHome::Remote(link) => link.ring.counters(),
+        }
+    }
+}
+
+/// The address of a connection's counters, read on every put and get without
+/// going through [`CounterHome`].
+struct CounterPtr(std::ptr::NonNull<Counters>);
+
+// SAFETY: it points to atomics (`Counters` is `Sync`), owned by the
+// `CounterHome` beside it in the same `ConnShared`, which never moves them
+// (a `Box`, or a mapping held by an `Arc`) and outlives every use.
+unsafe impl Send for CounterPtr {}
+// SAFETY: as above.
+unsafe impl Sync for CounterPtr {}
+
 /// One connection's shared state. The counters each thread writes sit on lines
 /// of their own ([`Counters`]: `visible` (sender), `taken` and `queued`
 /// (getters), `delivery_pending` (receivers, delivery thread)), `completed` on
@@ -290,7 +318,9 @@ pub(crate) struct ConnShared {
     pub(crate) pid: u32,
     pub(crate) nonblocking: AtomicBool,
     pub(crate) peer: Peer,
-    home: CounterHome,
+    /// Owns the counters `ctr` points to.
+    _home: CounterHome,
+    ctr: CounterPtr,
     pub(crate) node: Arc<NodeShared>,
     pub(crate) ring: SlotRing<Item>,
     pub(crate) send: Padded<Mutex<SendState>>,
@@ -322,6 +352,7 @@ impl ConnShared {
             Peer::Local(_) => CounterHome::Heap(Box::default()),
             Peer::Remote(link) => CounterHome::Remote(link.clone()),
         };
+        let ctr = CounterPtr(std::ptr::NonNull::from(home.get()));
         ConnShared {
             _head: Padded(()),
             coid,
@@ -334,7 +365,8 @@ impl ConnShared {
                 generation: 0,
             })),
             peer,
-            home,
+            _home: home,
+            ctr,
             node,
             completed: Padded(AtomicU64::new(0)),
             closed: AtomicBool::new(false),
@@ -347,10 +379,9 @@ impl ConnShared {
     /// The connection's counters.
     #[inline]
     pub(crate) fn ctr(&self) -> &Counters {
-        match &self.home {
-            CounterHome::Heap(c) => c,
-            CounterHome::Remote(link) => link.ring.counters(),
-        }
+        // SAFETY: `ctr` points into `home`, which lives as long as `self` and
+        // never moves what it holds (see `CounterPtr`).
+        unsafe { self.ctr.0.as_ref() }
     }
 
     /// The receiver's cumulative acknowledgement (without the closed mark).
@@ -499,54 +530,56 @@ impl ConnShared {
     }
 
     /// On the delivery thread: completes every given-back slot in order, frees
-    /// it, and runs its callback (B11). Each slot is freed before its callback
-    /// runs, so a callback may put on the same connection.
-    pub(crate) fn deliver_released(self: &Arc<Self>) {
+    /// the slots (one store for the batch), then runs their callbacks (B11).
+    /// `scratch` is the delivery thread's, kept to allocate nothing per batch.
+    pub(crate) fn deliver_released(self: &Arc<Self>, scratch: &mut Vec<(u64, Item)>) {
         self.ctr().delivery_pending.store(0, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         let start = self.completed.load(Ordering::Acquire);
-        // For a receiver in another process: never past what it took (clamped
-        // to what was published, whatever the peer wrote).
-        let end = match &self.peer {
-            Peer::Remote(_) => self.taken().min(self.ctr().visible.load(Ordering::Relaxed)),
-            Peer::Local(_) => u64::MAX,
-        };
         let mut seq = start;
-        let mut dispatcher: Option<Dispatcher> = None;
-        loop {
-            let item = match &self.peer {
-                Peer::Remote(link) => {
-                    if seq >= end || !link.ring.is_released(seq) {
-                        break;
-                    }
+        scratch.clear();
+        match &self.peer {
+            Peer::Remote(link) => {
+                // The receiver marks released slots in the segment. Complete
+                // them in order, never past what it took (clamped to what was
+                // published, whatever the peer wrote).
+                let end = self.taken().min(self.ctr().visible.load(Ordering::Relaxed));
+                while seq < end && link.ring.is_released(seq) {
                     link.ring.clear_released(seq);
                     // SAFETY: `seq` was taken (below `taken`) and given back,
                     // and only this thread completes: the slot's item is ours.
-                    unsafe { self.ring.withdraw(seq) }
+                    if let Some(item) = unsafe { self.ring.withdraw(seq) } {
+                        scratch.push((seq, item));
+                    }
+                    seq += 1;
                 }
+            }
+            Peer::Local(_) => {
                 // SAFETY: this runs only on the node's delivery thread, which
                 // completes each connection's slots in order; `complete` stops
                 // at the first slot not given back, so it never passes `taken`.
-                Peer::Local(_) => match unsafe { self.ring.complete(seq) } {
-                    Some(item) => Some(item),
-                    None => break,
-                },
-            };
-            // The slot is free from here on (a put, even from the callback
-            // below, may reuse it).
-            self.completed.store(seq + 1, Ordering::Release);
-            if let Some(item) = item {
-                dispatcher
-                    .get_or_insert_with(|| Dispatcher::new(self))
-                    .deliver(self, seq, item);
+                while let Some(item) = unsafe { self.ring.complete(seq) } {
+                    scratch.push((seq, item));
+                    seq += 1;
+                }
             }
-            seq += 1;
+        }
+        if seq != start {
+            // The slots are free from here on (a put, even from a callback
+            // below, may reuse them).
+            self.completed.store(seq, Ordering::SeqCst);
         }
         if seq != start || matches!(self.peer, Peer::Remote(_)) {
             // Threads blocked in put wait for slots; across processes a flush
             // waits for `taken`, which the receiver rings for as well.
-            fence(Ordering::SeqCst);
             self.notify_senders();
+        }
+        if scratch.is_empty() {
+            return;
+        }
+        let mut dispatcher = Dispatcher::new(self);
+        for (seq, item) in scratch.drain(..) {
+            dispatcher.deliver(self, seq, item);
         }
     }
 

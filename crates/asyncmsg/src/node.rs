@@ -72,12 +72,16 @@ impl DeliveryQueue {
     /// Completes what receivers in other processes gave back.
     /// `conns` is the delivery thread's scratch (kept to allocate nothing per
     /// wake-up); the list is copied out because callbacks may attach.
-    fn scan_remote(&self, conns: &mut Vec<Arc<ConnShared>>) {
+    fn scan_remote(
+        &self,
+        conns: &mut Vec<Arc<ConnShared>>,
+        items: &mut Vec<(u64, crate::link::Item)>,
+    ) {
         conns.extend(lock(&self.remote).iter().cloned());
         let mut finished = false;
         for conn in conns.iter() {
             if conn.ctr().delivery_pending.load(Ordering::SeqCst) != 0 {
-                conn.deliver_released();
+                conn.deliver_released(items);
             }
             finished |= conn.finished();
         }
@@ -100,23 +104,24 @@ impl DeliveryQueue {
     fn run(self: Arc<Self>) {
         DELIVERY_THREAD_OF.with(|c| c.set(self.node_id));
         let mut scratch = Vec::new();
+        let mut items = Vec::new();
         loop {
             // Read before looking for work: a push or a remote release after
             // the look moves the word, so the sleep below returns at once.
             let seen = self.bell.seen();
             if self.bell.take_flags() & RELEASED_REMOTELY != 0 {
-                self.scan_remote(&mut scratch);
+                self.scan_remote(&mut scratch, &mut items);
             }
             let job = lock(&self.jobs).pop_front();
             match job {
-                Some(Job::Released(conn)) => conn.deliver_released(),
+                Some(Job::Released(conn)) => conn.deliver_released(&mut items),
                 Some(Job::Failed(list)) => {
                     for f in list {
                         f.call();
                     }
                 }
                 Some(Job::Lost(conn)) => {
-                    conn.deliver_released();
+                    conn.deliver_released(&mut items);
                     for f in conn.close_with(asyncmsg_core::ErrorKind::PeerLost, true) {
                         f.call();
                     }
