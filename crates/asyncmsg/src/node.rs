@@ -36,6 +36,9 @@ pub(crate) enum Job {
     Lost(Arc<ConnShared>),
 }
 
+/// How long the delivery thread looks for more work before it sleeps.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// Bell flag: a receiver in another process gave messages back.
 pub(crate) const RELEASED_REMOTELY: u32 = 1;
 
@@ -54,6 +57,8 @@ pub(crate) struct DeliveryQueue {
     /// live on until they come back and are called back (B11, B14); it leaves
     /// the list once closed with nothing outstanding.
     remote: Mutex<Vec<Arc<ConnShared>>>,
+    /// Whether `remote` is not empty.
+    has_remote: AtomicBool,
 }
 
 impl DeliveryQueue {
@@ -67,6 +72,7 @@ impl DeliveryQueue {
         let mut list = lock(&self.remote);
         list.retain(|c| !c.finished());
         list.push(conn.clone());
+        self.has_remote.store(true, Ordering::Relaxed);
     }
 
     /// Completes what receivers in other processes gave back.
@@ -93,7 +99,9 @@ impl DeliveryQueue {
 
     /// Forgets connections that are closed with nothing outstanding.
     pub(crate) fn prune_remote(&self) {
-        lock(&self.remote).retain(|c| !c.finished());
+        let mut list = lock(&self.remote);
+        list.retain(|c| !c.finished());
+        self.has_remote.store(!list.is_empty(), Ordering::Relaxed);
     }
 
     /// Whether the calling thread is this node's delivery thread.
@@ -130,6 +138,23 @@ impl DeliveryQueue {
                 None => {
                     if self.stop.load(Ordering::Acquire) {
                         return;
+                    }
+                    // Linger a moment before sleeping: releases that follow
+                    // closely (a request/reply exchange) then cost their
+                    // senders no wake-up call. Yielding keeps the CPU for any
+                    // runnable thread meanwhile.
+                    // Only for connections to other processes, whose receivers
+                    // pay that call; in process a sleeping delivery thread
+                    // leaves the CPU to busy senders and receivers.
+                    let linger = std::time::Instant::now();
+                    while self.has_remote.load(Ordering::Relaxed)
+                        && !self.bell.moved(seen)
+                        && linger.elapsed() < LINGER
+                    {
+                        std::thread::yield_now();
+                    }
+                    if self.bell.moved(seen) {
+                        continue;
                     }
                     self.bell.enter();
                     let idle = lock(&self.jobs).is_empty() && !self.stop.load(Ordering::Acquire);
@@ -304,6 +329,7 @@ impl Node {
             bell: Bell::create()?,
             stop: AtomicBool::new(false),
             remote: Mutex::new(Vec::new()),
+            has_remote: AtomicBool::new(false),
         });
         let timers = Arc::new(Timers {
             heap: Mutex::new(BinaryHeap::new()),
