@@ -132,6 +132,7 @@ fn child_entry() {
         "holder" => role_holder(&args),
         "spammer" => role_spammer(&args),
         "denied" => role_denied(&args),
+        "drainer" => role_drainer(&args),
         other => panic!("unknown role {other}"),
     };
     std::process::exit(code);
@@ -263,6 +264,20 @@ fn role_spammer(args: &[String]) -> i32 {
     println!("@@ sent");
     loop {
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// `drainer NAME`: publishes NAME, says `ready`, then gets and lets go of
+/// messages until killed.
+fn role_drainer(args: &[String]) -> i32 {
+    let node = Node::new().unwrap();
+    let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    chan.publish(&args[0]).unwrap();
+    println!("@@ ready");
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        let _ = chan.get_into(&mut batch, Some(Duration::from_millis(100)));
+        batch.clear();
     }
 }
 
@@ -695,4 +710,65 @@ fn b21_stalled_or_garbage_connectors_hold_up_nobody() {
     );
     conn.put("through", 0).unwrap();
     assert_eq!(chan.get_timeout(WAIT).unwrap()[0].text(), "through");
+}
+
+/// B22 under load, many times: a receiving process killed with -9 while a
+/// sender streams into it. Every message is accounted for: called back `Ok`,
+/// called back `PeerLost`, or handed back by a failing put; nothing hangs.
+#[test]
+#[ignore = "long; run by cargo xtask stress"]
+fn stress_receivers_killed_mid_stream() {
+    for round in 0..20u64 {
+        let name = unique("xp-stress");
+        let mut kid = Kid::spawn("drainer", std::slice::from_ref(&name));
+        assert_eq!(kid.line(), "ready");
+        let node = Node::new().unwrap();
+        let ok = Arc::new(AtomicU64::new(0));
+        let lost = Arc::new(AtomicU64::new(0));
+        let (o, l) = (ok.clone(), lost.clone());
+        let conn = Arc::new(
+            node.connect(
+                name.as_str(),
+                ConnectionAttr::default()
+                    .max_buffers(256)
+                    .trigger_count(8)
+                    .on_delivered(move |d| {
+                        match d.result {
+                            Ok(()) => o.fetch_add(1, Ordering::SeqCst),
+                            Err(ErrorKind::PeerLost) => l.fetch_add(1, Ordering::SeqCst),
+                            Err(e) => panic!("unexpected {e}"),
+                        };
+                    }),
+            )
+            .unwrap(),
+        );
+        let putter = {
+            let conn = conn.clone();
+            std::thread::spawn(move || {
+                let (mut accepted, mut refused) = (0u64, 0u64);
+                for i in 0..200_000u64 {
+                    match conn.put(format!("m{i}"), i) {
+                        Ok(()) => accepted += 1,
+                        Err(e) => {
+                            assert_eq!(e.kind(), ErrorKind::PeerLost);
+                            refused += 1;
+                        }
+                    }
+                }
+                (accepted, refused)
+            })
+        };
+        until("some deliveries", || {
+            ok.load(Ordering::SeqCst) > 1000 + round * 500
+        });
+        kid.kill9();
+        let (accepted, refused) = putter.join().unwrap();
+        assert_eq!(accepted + refused, 200_000);
+        until("every callback", || {
+            ok.load(Ordering::SeqCst) + lost.load(Ordering::SeqCst) == accepted
+        });
+        assert!(
+            refused > 0 || lost.load(Ordering::SeqCst) > 0 || accepted == ok.load(Ordering::SeqCst)
+        );
+    }
 }
