@@ -16,6 +16,12 @@ use crate::shm::RemoteConn;
 
 static NEXT_CHID: AtomicI32 = AtomicI32::new(1);
 
+/// A process-unique channel id, shared by asyncmsg and synchronous channels
+/// (a published name says `pid chid`, whichever kind it is).
+pub(crate) fn next_chid() -> i32 {
+    NEXT_CHID.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Spins up to `spin` (never past `deadline`) until `done` says so.
 fn spin_until(spin: Duration, deadline: Option<Instant>, done: impl Fn() -> bool) -> bool {
     if done() {
@@ -97,9 +103,9 @@ impl ChannelEvent {
     }
 
     /// An event that sends the pulse `(code, value)` to `target`.
-    pub fn pulse(target: &crate::PulseChannel, code: i8, value: i32) -> Self {
+    pub fn pulse(target: &impl crate::PulseTarget, code: i8, value: i32) -> Self {
         ChannelEvent::Pulse {
-            target: target.sender(),
+            target: target.pulse_sender(),
             code,
             value,
         }
@@ -504,7 +510,7 @@ impl Channel {
             // trigger, so that the event fires even when no getter waits.
             bell.wanted().fetch_add(1, Ordering::SeqCst);
         }
-        let chid = NEXT_CHID.fetch_add(1, Ordering::Relaxed);
+        let chid = next_chid();
         let shared = Arc::new(ChanShared {
             chid,
             pid: std::process::id(),

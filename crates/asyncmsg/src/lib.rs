@@ -49,6 +49,7 @@ mod node;
 mod pulse;
 mod registry;
 mod shm;
+pub mod sync;
 
 pub use asyncmsg_core as core;
 pub use buf::{SHARED_ALLOC_MIN, SendBuf};
@@ -61,7 +62,11 @@ pub use error::{
     AttrError, ChannelError, ConnectError, ErrorKind, FlushError, GetError, NodeError, PutError,
 };
 pub use node::{Node, Target};
-pub use pulse::{Pulse, PulseChannel, PulseSender};
+pub use pulse::{Pulse, PulseChannel, PulseSender, PulseTarget};
 #[doc(hidden)]
 pub use shm::RawLink;
 pub use shm::{PublishedName, published_names};
+pub use sync::{
+    ReceiveError, Received, Reply, ReplyError, Request, RequestKind, SendError, SyncChannel,
+    SyncConnection,
+};

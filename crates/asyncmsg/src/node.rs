@@ -402,6 +402,34 @@ impl Node {
         Connection::attach(self, local, attr)
     }
 
+    /// Creates a synchronous channel (QNX `ChannelCreate`) whose clients need
+    /// the `mode` write bits (checked across processes, B18). See
+    /// [`SyncChannel`](crate::SyncChannel).
+    pub fn create_sync_channel(&self, mode: u32) -> Result<crate::SyncChannel, ChannelError> {
+        crate::sync::SyncChannel::create(self, mode)
+    }
+
+    /// Connects to a synchronous channel. By name (`NAME`, `shm://NAME`) this is
+    /// QNX's `name_open`: the server receives a connect request
+    /// ([`RequestKind::Connect`](crate::RequestKind::Connect)) and must reply
+    /// before this returns. By [`ChannelId`] it is QNX's `ConnectAttach`: no
+    /// request is sent.
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let server = node.create_sync_channel(0o600).unwrap();
+    /// let client = node.open(server.id()).unwrap();          // ConnectAttach
+    /// client.send_pulse(7, 70).unwrap();                      // MsgSendPulse
+    /// let Received::Pulse(p) = server.receive().unwrap() else { panic!() };
+    /// assert_eq!((p.code, p.value), (7, 70));
+    /// ```
+    pub fn open(&self, target: impl Into<Target>) -> Result<crate::SyncConnection, ConnectError> {
+        let target = target.into();
+        let by_name = matches!(target, Target::Address(_));
+        crate::sync::SyncConnection::open(target, by_name)
+    }
+
     /// A zeroed send buffer of `size` bytes (QNX `asyncmsg_malloc`, B17).
     ///
     /// From [`SHARED_ALLOC_MIN`](crate::SHARED_ALLOC_MIN) bytes on, the buffer

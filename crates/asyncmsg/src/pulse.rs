@@ -2,7 +2,7 @@
 //! channel's [`ChannelEvent::Pulse`](crate::ChannelEvent::Pulse) event.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use event_listener::Event;
@@ -81,7 +81,7 @@ impl PulseChannel {
     /// A handle that sends pulses here.
     pub fn sender(&self) -> PulseSender {
         PulseSender {
-            inner: self.inner.clone(),
+            to: To::Pulses(self.inner.clone()),
         }
     }
 
@@ -119,7 +119,36 @@ impl PulseChannel {
 /// ```
 #[derive(Clone)]
 pub struct PulseSender {
-    inner: Arc<Inner>,
+    to: To,
+}
+
+#[derive(Clone)]
+enum To {
+    Pulses(Arc<Inner>),
+    /// A synchronous channel; weak, so an event does not keep it alive.
+    Sync(Weak<crate::sync::SyncShared>),
+}
+
+/// Where pulses can go: a [`PulseChannel`] or a
+/// [`SyncChannel`](crate::SyncChannel) (whose `receive` returns them among its
+/// requests). [`ChannelEvent::pulse`](crate::ChannelEvent::pulse) takes either.
+pub trait PulseTarget {
+    /// A handle that sends pulses here.
+    fn pulse_sender(&self) -> PulseSender;
+}
+
+impl PulseTarget for PulseChannel {
+    fn pulse_sender(&self) -> PulseSender {
+        self.sender()
+    }
+}
+
+impl PulseSender {
+    pub(crate) fn to_sync(chan: &Arc<crate::sync::SyncShared>) -> Self {
+        PulseSender {
+            to: To::Sync(Arc::downgrade(chan)),
+        }
+    }
 }
 
 impl std::fmt::Debug for PulseSender {
@@ -135,7 +164,18 @@ impl PulseSender {
     }
 
     pub(crate) fn send_from(&self, code: i8, value: i32, scoid: i32) {
-        lock(&self.inner.queue).push_back(Pulse { code, value, scoid });
-        self.inner.ready.notify_additional(1);
+        let pulse = Pulse { code, value, scoid };
+        match &self.to {
+            To::Pulses(inner) => {
+                lock(&inner.queue).push_back(pulse);
+                inner.ready.notify_additional(1);
+            }
+            To::Sync(chan) => {
+                // A pulse to a channel that is gone goes nowhere, as in QNX.
+                if let Some(chan) = chan.upgrade() {
+                    chan.push_pulse(pulse);
+                }
+            }
+        }
     }
 }

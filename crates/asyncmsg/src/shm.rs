@@ -66,6 +66,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_INLINE: usize = 1024;
 
 const Q_QUERY: u32 = u32::from_le_bytes(*b"AMQ1");
+/// A connection to a synchronous channel ([`crate::sync`]).
+const Q_SYNC: u32 = u32::from_le_bytes(*b"AMS1");
 const Q_ATTACH: u32 = u32::from_le_bytes(*b"AMA1");
 
 const ST_OK: u32 = 0;
@@ -593,6 +595,9 @@ fn accept_link(reactor: &Reactor, sock: UnixStream) -> io::Result<()> {
     let cred = sys::peer_cred(&sock)?;
     let mut fds = Vec::new();
     let (kind, version, chid) = unframe(&read_frame(&sock, &mut fds)?);
+    if kind == Q_SYNC && version == VERSION && fds.is_empty() {
+        return accept_sync(reactor, sock, &cred, chid as u32 as i32);
+    }
     if kind != Q_QUERY || version != VERSION || !fds.is_empty() {
         (&sock).write_all(&frame(ST_BAD, 0, 0))?;
         return Ok(());
@@ -680,6 +685,66 @@ fn accept_link(reactor: &Reactor, sock: UnixStream) -> io::Result<()> {
     Ok(())
 }
 
+/// The server's side of a synchronous connection's handshake.
+fn accept_sync(reactor: &Reactor, sock: UnixStream, cred: &PeerCred, chid: i32) -> io::Result<()> {
+    let Some(chan) = crate::sync::by_chid(chid) else {
+        return (&sock).write_all(&frame(ST_NOT_FOUND, 0, 0));
+    };
+    if !permitted(chan.mode, cred) {
+        return (&sock).write_all(&frame(ST_DENIED, 0, 0));
+    }
+    let peer = crate::sync::ServerPeer::new(sock, &chan, cred.pid);
+    (&peer.sock).write_all(&frame(ST_OK, peer.scoid as u32, 0))?;
+    // Reads go through `recv` with MSG_DONTWAIT on the reactor; writes (the
+    // replies) block, bounded so that a client that stops reading cannot hold
+    // a server for ever.
+    peer.sock.set_read_timeout(None)?;
+    reactor.watch(peer.sock.as_fd(), Watch::SyncServer(Arc::downgrade(&peer)));
+    Ok(())
+}
+
+/// Opens a synchronous connection to channel `chid` of process `pid`.
+pub(crate) fn open_sync(pid: u32, chid: i32) -> Result<Arc<crate::sync::ClientPeer>, ConnectError> {
+    let Some(reactor) = reactor() else {
+        return Err(ConnectError::Unsupported(
+            "shared memory is not available in this process".into(),
+        ));
+    };
+    let what = format!("pid {pid} chid {chid}");
+    let dir = names::runtime_dir()?;
+    let sock = match UnixStream::connect(names::node_socket_path(&dir, pid)) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(ConnectError::NotFound(what));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    sock.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    (&sock).write_all(&frame(Q_SYNC, VERSION, chid as u32 as u64))?;
+    let mut fds = Vec::new();
+    let (status, _scoid, _) = unframe(&read_frame(&sock, &mut fds)?);
+    match status {
+        ST_OK => {}
+        ST_NOT_FOUND => return Err(ConnectError::NotFound(what)),
+        ST_DENIED => return Err(ConnectError::PermissionDenied),
+        other => {
+            return Err(ConnectError::Protocol(format!(
+                "unexpected answer {other} to a synchronous connect"
+            )));
+        }
+    }
+    sock.set_read_timeout(None)?;
+    let peer = crate::sync::ClientPeer::new(sock);
+    reactor.watch(peer.sock.as_fd(), Watch::SyncClient(Arc::downgrade(&peer)));
+    Ok(peer)
+}
+
 /// The sender detached or its process is gone.
 fn receiver_link_event(conn: &Arc<RemoteConn>, chan: &Arc<ChanShared>) -> bool {
     let mut byte = [0u8; 16];
@@ -710,6 +775,8 @@ enum Watch {
     Sender(Weak<ConnShared>),
     Receiver(Weak<RemoteConn>, Weak<ChanShared>),
     Doorbell(Weak<ChanShared>),
+    SyncClient(Weak<crate::sync::ClientPeer>),
+    SyncServer(Weak<crate::sync::ServerPeer>),
 }
 
 struct Reactor {
@@ -757,6 +824,8 @@ impl Reactor {
             Sender(Option<Arc<ConnShared>>),
             Receiver(Option<(Arc<RemoteConn>, Arc<ChanShared>)>),
             Doorbell(Option<Arc<ChanShared>>),
+            SyncClient(Option<Arc<crate::sync::ClientPeer>>),
+            SyncServer(Option<Arc<crate::sync::ServerPeer>>),
         }
         let what = match lock(&self.watches).get(&ev.token) {
             None => return,
@@ -764,6 +833,8 @@ impl Reactor {
             Some(Watch::Sender(c)) => What::Sender(c.upgrade()),
             Some(Watch::Receiver(r, c)) => What::Receiver(r.upgrade().zip(c.upgrade())),
             Some(Watch::Doorbell(c)) => What::Doorbell(c.upgrade()),
+            Some(Watch::SyncClient(p)) => What::SyncClient(p.upgrade()),
+            Some(Watch::SyncServer(p)) => What::SyncServer(p.upgrade()),
         };
         match what {
             What::Listener => {
@@ -812,10 +883,22 @@ impl Reactor {
                 };
                 chan.wake(wake);
             }
-            // Its descriptor closed with it, which took it out of the poller.
-            What::Sender(None) | What::Receiver(None) | What::Doorbell(None) => {
-                self.unwatch(ev.token, None)
+            What::SyncClient(Some(peer)) => {
+                if peer.on_readable() {
+                    self.unwatch(ev.token, Some(peer.sock.as_fd()));
+                }
             }
+            What::SyncServer(Some(peer)) => {
+                if peer.on_readable() {
+                    self.unwatch(ev.token, Some(peer.sock.as_fd()));
+                }
+            }
+            // Its descriptor closed with it, which took it out of the poller.
+            What::Sender(None)
+            | What::Receiver(None)
+            | What::Doorbell(None)
+            | What::SyncClient(None)
+            | What::SyncServer(None) => self.unwatch(ev.token, None),
         }
     }
 }

@@ -133,6 +133,8 @@ fn child_entry() {
         "spammer" => role_spammer(&args),
         "denied" => role_denied(&args),
         "drainer" => role_drainer(&args),
+        "sync_server" => role_sync_server(&args),
+        "sync_client" => role_sync_client(&args),
         other => panic!("unknown role {other}"),
     };
     std::process::exit(code);
@@ -278,6 +280,48 @@ fn role_drainer(args: &[String]) -> i32 {
     loop {
         let _ = chan.get_into(&mut batch, Some(Duration::from_millis(100)));
         batch.clear();
+    }
+}
+
+/// `sync_server NAME HANG`: publishes a synchronous channel under NAME, says
+/// `ready`, accepts connect requests, answers each request with its bytes
+/// upper-cased (or, with HANG = 1, never answers), and reports pulses as
+/// `pulse CODE VALUE SCOID`.
+fn role_sync_server(args: &[String]) -> i32 {
+    let hang = args[1] == "1";
+    let node = Node::new().unwrap();
+    let server = node.create_sync_channel(0o600).unwrap();
+    server.publish(&args[0]).unwrap();
+    println!("@@ ready");
+    let mut held = Vec::new();
+    loop {
+        match server.receive().unwrap() {
+            asyncmsg::Received::Pulse(p) => println!("@@ pulse {} {} {}", p.code, p.value, p.scoid),
+            asyncmsg::Received::Request(req) => {
+                if req.kind() == asyncmsg::RequestKind::Connect {
+                    server.reply(req.rcvid(), 0, &[]).unwrap();
+                } else if hang {
+                    println!("@@ holding {}", req.rcvid());
+                    held.push(req);
+                } else {
+                    let up = req.data().to_ascii_uppercase();
+                    server.reply(req.rcvid(), up.len() as i32, &up).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// `sync_client NAME`: opens NAME, sends a pulse, says `open`, and waits to
+/// be killed.
+fn role_sync_client(args: &[String]) -> i32 {
+    let node = Node::new().unwrap();
+    let client = node.open(args[0].as_str()).unwrap();
+    client.send_pulse(4, 44).unwrap();
+    let reply = client.send(b"hi").unwrap();
+    println!("@@ open {}", String::from_utf8_lossy(&reply.data));
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 
@@ -771,4 +815,98 @@ fn stress_receivers_killed_mid_stream() {
             refused > 0 || lost.load(Ordering::SeqCst) > 0 || accepted == ok.load(Ordering::SeqCst)
         );
     }
+}
+
+/// B23 across processes: a client here opens a server's name in another
+/// process (its connect request accepted), sends requests and gets the
+/// replies, and its pulses arrive.
+#[test]
+fn b23_sync_request_reply_across_processes() {
+    let name = unique("xp-sync");
+    let kid = Kid::spawn("sync_server", &[name.clone(), "0".into()]);
+    assert_eq!(kid.line(), "ready");
+    let node = Node::new().unwrap();
+    let client = node.open(name.as_str()).unwrap();
+    assert_eq!(client.server_pid(), kid.pid());
+    for i in 0..100 {
+        let reply = client.send(format!("request {i}").as_bytes()).unwrap();
+        assert_eq!(reply.data, format!("REQUEST {i}").as_bytes());
+        assert_eq!(reply.status, reply.data.len() as i32);
+    }
+    let big = vec![b'x'; 1 << 20];
+    assert_eq!(client.send(&big).unwrap().data.len(), 1 << 20);
+    client.send_pulse(9, 99).unwrap();
+    let line = kid.line();
+    assert!(line.starts_with("pulse 9 99 "), "{line}");
+}
+
+/// B24 across processes: a client killed with -9 arrives at the server as a
+/// disconnect pulse naming its connection.
+#[test]
+fn b24_client_killed_is_a_disconnect_pulse() {
+    let node = Node::new().unwrap();
+    let server = node.create_sync_channel(0o600).unwrap();
+    let name = unique("xp-sync-client");
+    server.publish(&name).unwrap();
+    let mut kid = Kid::spawn("sync_client", std::slice::from_ref(&name));
+    let mut scoid = None;
+    let mut answered = false;
+    while !answered {
+        match server.receive_timeout(WAIT).expect("the client's traffic") {
+            asyncmsg::Received::Request(req) => {
+                assert_eq!(req.pid(), kid.pid());
+                if req.kind() == asyncmsg::RequestKind::Message {
+                    answered = true;
+                }
+                server.reply(req.rcvid(), 0, b"ok").unwrap();
+            }
+            asyncmsg::Received::Pulse(p) => {
+                assert_eq!((p.code, p.value), (4, 44));
+                scoid = Some(p.scoid);
+            }
+        }
+    }
+    assert_eq!(kid.line(), "open ok");
+    kid.kill9();
+    match server.receive_timeout(WAIT).expect("a disconnect pulse") {
+        asyncmsg::Received::Pulse(p) => {
+            assert_eq!(p.code, asyncmsg::sync::PULSE_CODE_DISCONNECT);
+            assert_eq!(Some(p.scoid), scoid);
+        }
+        other => panic!("expected the disconnect pulse, got {other:?}"),
+    }
+}
+
+/// B24 across processes: a server killed with -9 while it holds a request
+/// fails the client's pending send with `PeerLost`; later sends fail at once.
+#[test]
+fn b24_server_killed_fails_pending_send() {
+    let name = unique("xp-sync-hang");
+    let mut kid = Kid::spawn("sync_server", &[name.clone(), "1".into()]);
+    assert_eq!(kid.line(), "ready");
+    let node = Node::new().unwrap();
+    let client = Arc::new(node.open(name.as_str()).unwrap());
+    let pending = {
+        let client = client.clone();
+        std::thread::spawn(move || client.send(b"never answered"))
+    };
+    assert!(kid.line().starts_with("holding"));
+    kid.kill9();
+    assert_eq!(pending.join().unwrap(), Err(asyncmsg::SendError::PeerLost));
+    assert_eq!(client.send(b"later"), Err(asyncmsg::SendError::PeerLost));
+}
+
+/// B18 for synchronous channels: the mode is checked against the client's
+/// kernel credentials.
+#[test]
+fn b18_sync_channel_mode_refuses() {
+    let node = Node::new().unwrap();
+    let server = node.create_sync_channel(0o444).unwrap();
+    let name = unique("xp-sync-mode");
+    server.publish(&name).unwrap();
+    let other = Node::new().unwrap();
+    assert!(matches!(
+        other.open(format!("shm://{name}")),
+        Err(ConnectError::PermissionDenied)
+    ));
 }
