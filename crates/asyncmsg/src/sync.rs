@@ -452,10 +452,13 @@ impl SyncChannel {
     /// let server = node.create_sync_channel(0o600).unwrap();
     /// let name = format!("doc-sync-{}", std::process::id());
     /// server.publish(&name).unwrap();
-    /// let client = node.open(name.as_str()).unwrap();      // QNX name_open
+    /// // QNX name_open: returns once the server accepted the connect request.
+    /// let opener = std::thread::spawn(move || Node::new().unwrap().open(name.as_str()));
     /// let Received::Request(req) = server.receive().unwrap() else { panic!() };
     /// assert_eq!(req.kind(), RequestKind::Connect);          // QNX _IO_CONNECT
-    /// # drop((client, req));
+    /// server.reply(req.rcvid(), 0, &[]).unwrap();
+    /// let client = opener.join().unwrap().unwrap();
+    /// # drop(client);
     /// ```
     pub fn publish(&self, name: &str) -> Result<(), ChannelError> {
         if name.is_empty() || name.contains('/') || name.contains("://") {
