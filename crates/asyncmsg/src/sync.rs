@@ -1079,3 +1079,54 @@ impl ServerPeer {
         self.chan.upgrade().map_or(-1, |c| c.chid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (UnixStream, UnixStream) {
+        UnixStream::pair().expect("a socket pair")
+    }
+
+    #[test]
+    fn frames_split_across_reads_are_reassembled() {
+        let (a, b) = pair();
+        let mut r = FrameReader::default();
+        let mut out = Vec::new();
+        let h = header(F_REQUEST, 0, 42, 5);
+        (&a).write_all(&h[..10]).unwrap();
+        assert!(r.read(&b, &mut out).is_ok());
+        assert!(out.is_empty());
+        (&a).write_all(&h[10..]).unwrap();
+        (&a).write_all(b"hel").unwrap();
+        assert!(r.read(&b, &mut out).is_ok());
+        assert!(out.is_empty());
+        (&a).write_all(b"lo").unwrap();
+        (&a).write_all(&header(F_PULSE, 3, 7, 0)).unwrap();
+        assert!(r.read(&b, &mut out).is_ok());
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            (out[0].kind, out[0].b, &out[0].data[..]),
+            (F_REQUEST, 42, &b"hello"[..])
+        );
+        assert_eq!((out[1].kind, out[1].a, out[1].b), (F_PULSE, 3, 7));
+    }
+
+    #[test]
+    fn garbage_unknown_kinds_and_oversize_lengths_fail_the_link() {
+        for bad in [
+            header(0xdead_beef, 0, 0, 0).to_vec(),
+            header(F_REQUEST, 0, 0, MAX_MESSAGE + 1).to_vec(),
+            b"garbage that is long enough for a header".to_vec(),
+        ] {
+            let (a, b) = pair();
+            (&a).write_all(&bad).unwrap();
+            let mut out = Vec::new();
+            assert!(FrameReader::default().read(&b, &mut out).is_err());
+        }
+        // End of file fails the link too.
+        let (a, b) = pair();
+        drop(a);
+        assert!(FrameReader::default().read(&b, &mut Vec::new()).is_err());
+    }
+}
