@@ -1,5 +1,9 @@
 //! QNX's asyncmsg example 6, the client, ported: see `src/example6.rs`.
 //!
+//! Opens NAME (default `example6`), asks the server for its asyncmsg channel's
+//! id, attaches to it and puts `message #N` every second (N messages with
+//! `--count N`, else until stopped).
+//!
 //! `cargo run --example example6_client -- [NAME] [--count N]`
 
 use asyncmsg_examples::example6;

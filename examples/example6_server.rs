@@ -1,5 +1,9 @@
 //! QNX's asyncmsg example 6, the server, ported: see `src/example6.rs`.
 //!
+//! Publishes NAME (default `example6`), accepts clients' opens, answers their
+//! channel id requests and prints every message its asyncmsg channel receives;
+//! with `--count N` it stops once it has N messages and its clients are gone.
+//!
 //! `cargo run --example example6_server -- [NAME] [--count N]`
 
 fn main() -> anyhow::Result<()> {

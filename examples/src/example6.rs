@@ -1,25 +1,47 @@
 //! QNX example 6: a server and a client, in two processes.
 //!
-//! The **server** creates an asynchronous channel whose event is a pulse to
-//! its own pulse channel (QNX `SIGEV_PULSE` to the channel it `MsgReceive`s
-//! on), publishes it under a name (QNX `name_attach`), and then waits for
-//! pulses. Each pulse says a get will find messages: the server drains the
-//! channel (gets until nothing is left) and prints every message.
+//! The **server** waits on one synchronous channel for everything:
 //!
-//! The **client** finds the name (QNX `name_open`), attaches an asynchronous
-//! connection to the channel with a delivery callback, and puts
-//! `message #N` every second; each delivery callback prints
-//! `delivered message #N`.
+//! 1. It creates a synchronous channel and publishes it under a name (QNX
+//!    `name_attach`, which also does the `ChannelCreate`).
+//! 2. It creates an asynchronous channel whose event is a pulse to that
+//!    synchronous channel (QNX `asyncmsg_channel_create` with a
+//!    `SIGEV_PULSE` event, code `_PULSE_CODE_MINAVAIL`).
+//! 3. It loops on one receive (QNX `MsgReceive`):
+//!    - the asynchronous channel's pulse: it drains the channel (gets until
+//!      nothing is left, QNX `asyncmsg_get` until `EAGAIN`), prints every
+//!      message and lets it go (QNX `asyncmsg_free`), which tells the client
+//!      it was delivered;
+//!    - a `_PULSE_CODE_DISCONNECT` pulse: a client went away (QNX
+//!      `ConnectDetach` of the pulse's `scoid`);
+//!    - a connect request (QNX `_IO_CONNECT`, sent by `name_open`): accepted
+//!      with an empty reply (QNX `MsgReply(rcvid, EOK, NULL, 0)`);
+//!    - a request of type [`ASYNC_CHID_REQUEST`]: answered with the
+//!      asynchronous channel's id, 4 bytes little-endian (QNX
+//!      `MsgReply(rcvid, EOK, &chid, sizeof(chid))`);
+//!    - any other request: refused with `ENOSYS` (QNX `MsgError`).
 //!
-//! Both run until stopped, or for `--count N` messages. The server publishes
-//! on the host, so the client may be another process: it reaches the channel
-//! over shared memory (`shm://NAME` forces that route even in one process).
+//! The **client**:
 //!
-//! How this differs from QNX's program: there, the client opens the name,
-//! asks the server for the asynchronous channel's id with a synchronous
-//! request (`MsgSend`, answered by `MsgReply`), and attaches to that id. The
-//! synchronous companion channel comes later in this project; here the
-//! published name resolves to the asynchronous channel directly.
+//! 1. opens the name (QNX `name_open`: returns once the server accepted the
+//!    connect request);
+//! 2. asks for the asynchronous channel's id with a request of type
+//!    [`ASYNC_CHID_REQUEST`] (QNX `MsgSend`, blocked until `MsgReply`);
+//! 3. learns the server's process id (QNX `ConnectServerInfo`);
+//! 4. attaches an asynchronous connection to `(nd 0, pid, chid)` with a
+//!    delivery callback (QNX `asyncmsg_connect_attach`);
+//! 5. puts `message #N` every second (QNX `asyncmsg_put`); each delivery
+//!    callback shows up as `delivered message #N`;
+//! 6. after `--count N` messages, waits for every delivery callback, detaches
+//!    and closes the name (QNX `asyncmsg_connect_detach`, `name_close`): the
+//!    server receives the disconnect pulse.
+//!
+//! The server runs until stopped or, with `--count N`, until it received `N`
+//! messages and every client that opened its name has gone. Both programs
+//! take the name as an argument (`example6` without one). The name is
+//! published on the host, so the client may be another process: the request
+//! travels over the node socket and the messages over shared memory. In one
+//! process, `shm://NAME` sends the requests over the node socket all the same.
 //!
 //! ```sh
 //! cargo run --example example6_server            # publishes "example6"
@@ -27,14 +49,17 @@
 //! cargo run --example example6_client -- --count 3
 //! ```
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
+use asyncmsg::sync::PULSE_CODE_DISCONNECT;
 use asyncmsg::{
-    Channel, ChannelConfig, ChannelEvent, ConnectError, ConnectionAttr, ErrorKind, Flush, GetError,
-    Node, PulseChannel,
+    Channel, ChannelConfig, ChannelEvent, ChannelId, ConnectError, ConnectionAttr, ErrorKind,
+    Flush, GetError, Node, ReceiveError, Received, Request, RequestKind, SyncChannel,
+    SyncConnection,
 };
 
 use crate::support::PATIENCE;
@@ -43,15 +68,22 @@ use crate::support::PATIENCE;
 pub const DEFAULT_NAME: &str = "example6";
 /// How often the client puts a message.
 pub const PERIOD: Duration = Duration::from_secs(1);
-/// The pulse code of the channel's event (QNX `_PULSE_CODE_MINAVAIL`).
-const PULSE_CODE: i8 = 0;
-/// The pulse value of the channel's event.
-const PULSE_VALUE: i32 = 6;
+/// The message type (first two bytes, little-endian, as QNX's `msg.i.type`)
+/// of the client's request for the asynchronous channel's id.
+pub const ASYNC_CHID_REQUEST: u16 = 2;
+/// The errno the server refuses other requests with (Linux's `ENOSYS`).
+pub const ENOSYS: i32 = 38;
+/// The first pulse code free for programs (QNX `_PULSE_CODE_MINAVAIL`).
+const PULSE_CODE_MINAVAIL: i8 = 0;
+/// The pulse code of the asynchronous channel's event.
+const PULSE_CODE_ASYNCMSG: i8 = PULSE_CODE_MINAVAIL;
+/// The pulse value of the asynchronous channel's event.
+const PULSE_VALUE_ASYNCMSG: i32 = 6;
 
 /// What the programs take on their command line: `[NAME] [--count N]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
-    /// The name to publish or find.
+    /// The name to publish or open.
     pub name: String,
     /// Stop after this many messages; `None` runs until stopped.
     pub count: Option<u64>,
@@ -98,91 +130,196 @@ impl Args {
     }
 }
 
-/// The server: its channel, published, and the pulse channel its event goes to.
+/// A request's message type: its first two bytes, little-endian (QNX
+/// `msg.i.type`); `None` for a request shorter than that.
+///
+/// ```
+/// use asyncmsg_examples::example6::{message_type, ASYNC_CHID_REQUEST};
+/// assert_eq!(message_type(&ASYNC_CHID_REQUEST.to_le_bytes()), Some(2));
+/// assert_eq!(message_type(&[7]), None);
+/// ```
+pub fn message_type(data: &[u8]) -> Option<u16> {
+    Some(u16::from_le_bytes(data.get(..2)?.try_into().ok()?))
+}
+
+/// The server: its published synchronous channel and the asynchronous channel
+/// whose event is a pulse to it.
 #[derive(Debug)]
 pub struct Server {
-    // Dropped before the node: the channel is withdrawn first.
+    // Dropped in this order: the asynchronous channel, then the synchronous
+    // one (its name withdrawn), then the node.
     chan: Channel,
-    pulses: PulseChannel,
+    sync: SyncChannel,
     name: String,
     _node: Node,
 }
 
 impl Server {
-    /// Creates the channel with a pulse event and publishes it under `name`.
+    /// Creates and publishes the synchronous channel, and creates the
+    /// asynchronous channel with a pulse event to it.
     pub fn start(name: &str) -> anyhow::Result<Server> {
         let node = Node::new()?;
-        let pulses = PulseChannel::new(); // QNX ChannelCreate
+        // QNX name_attach (a ChannelCreate and a name).
+        let sync = node.create_sync_channel(0o600)?;
+        sync.publish(name)
+            .with_context(|| format!("cannot publish {name:?}"))?;
+        // QNX asyncmsg_channel_create with a SIGEV_PULSE to that channel.
         let chan = node.create_channel(
             ChannelConfig::default()
+                .nonblocking(true) // a get returns WouldBlock once drained
                 .buffer_size(256)
                 .max_buffers(8)
-                .event(ChannelEvent::pulse(&pulses, PULSE_CODE, PULSE_VALUE)),
+                .event(ChannelEvent::pulse(
+                    &sync,
+                    PULSE_CODE_ASYNCMSG,
+                    PULSE_VALUE_ASYNCMSG,
+                )),
         )?;
-        chan.publish(name) // QNX name_attach
-            .with_context(|| format!("cannot publish {name:?}"))?;
         Ok(Server {
             chan,
-            pulses,
+            sync,
             name: name.to_owned(),
             _node: node,
         })
     }
 
-    /// Waits for pulses and prints every message, until `count` messages
-    /// (forever without one); returns how many it received.
+    /// The asynchronous channel's id, as the server gives it to clients.
+    pub fn async_chid(&self) -> i32 {
+        self.chan.chid()
+    }
+
+    /// Receives pulses and requests and handles each; with `count`, stops once
+    /// `count` messages arrived and every client that opened the name has gone
+    /// (waiting at most [`PATIENCE`] for that after the last message), without
+    /// one runs forever. Returns how many messages it received.
     pub fn serve(&self, count: Option<u64>, out: &mut impl Write) -> anyhow::Result<u64> {
         writeln!(
             out,
-            "server: waiting on {:?} (pid {}, chid {})",
+            "server: waiting on {:?} (pid {}, chid {}, asyncmsg chid {})",
             self.name,
             std::process::id(),
+            self.sync.chid(),
             self.chan.chid()
         )?;
         out.flush()?;
         let mut received = 0u64;
-        while count.is_none_or(|n| received < n) {
-            let pulse = self.pulses.receive(); // QNX MsgReceive: a pulse
-            if (pulse.code, pulse.value) != (PULSE_CODE, PULSE_VALUE) {
-                writeln!(out, "server: ignoring pulse {pulse:?}")?;
-                continue;
-            }
-            // Drain: the pulse promised messages; take every batch there is.
-            loop {
-                let batch = match self.chan.try_get() {
-                    Ok(batch) => batch,
-                    Err(GetError::WouldBlock) => break,
-                    Err(e) => return Err(e).context("get"),
-                };
-                for msg in &batch {
-                    let i = msg.info();
-                    writeln!(
-                        out,
-                        "server: received {:?} from pid {} (coid {}, seq {})",
-                        msg.text(),
-                        i.pid,
-                        i.coid,
-                        i.seq
-                    )?;
+        // The clients that opened the name and have not gone yet, by scoid.
+        let mut clients = HashSet::new();
+        let mut deadline = None;
+        loop {
+            let got = if count.is_some_and(|n| received >= n) {
+                if clients.is_empty() {
+                    break;
                 }
-                received += batch.len() as u64;
-            } // each batch is dropped here (QNX asyncmsg_free): the client hears back
+                let until = *deadline.get_or_insert_with(|| Instant::now() + PATIENCE);
+                self.sync
+                    .receive_timeout(until.saturating_duration_since(Instant::now()))
+            } else {
+                self.sync.receive() // QNX MsgReceive
+            };
+            let got = match got {
+                Ok(got) => got,
+                Err(ReceiveError::Empty) => bail!(
+                    "{} client(s) still connected {PATIENCE:?} after the last message",
+                    clients.len()
+                ),
+                Err(e) => return Err(e).context("receive"),
+            };
+            match got {
+                Received::Pulse(p)
+                    if (p.code, p.value) == (PULSE_CODE_ASYNCMSG, PULSE_VALUE_ASYNCMSG) =>
+                {
+                    received += self.drain(out)?;
+                }
+                Received::Pulse(p) if p.code == PULSE_CODE_DISCONNECT => {
+                    // QNX: ConnectDetach(scoid); here the connection is gone.
+                    clients.remove(&p.scoid);
+                    writeln!(out, "server: a client left (scoid {})", p.scoid)?;
+                }
+                Received::Pulse(p) => writeln!(out, "server: ignoring pulse {p:?}")?,
+                Received::Request(req) => {
+                    if let Some(scoid) = self.answer(&req, out)? {
+                        clients.insert(scoid);
+                    }
+                }
+            }
             out.flush()?;
         }
         writeln!(out, "server: {received} messages received")?;
+        out.flush()?;
         Ok(received)
+    }
+
+    /// Gets until nothing is left, printing every message; returns how many.
+    fn drain(&self, out: &mut impl Write) -> anyhow::Result<u64> {
+        let mut n = 0;
+        loop {
+            let batch = match self.chan.get() {
+                Ok(batch) => batch,
+                Err(GetError::WouldBlock) => return Ok(n),
+                Err(e) => return Err(e).context("asyncmsg get"),
+            };
+            for msg in &batch {
+                let i = msg.info();
+                writeln!(
+                    out,
+                    "server: received {:?} from pid {} (coid {}, seq {})",
+                    msg.text(),
+                    i.pid,
+                    i.coid,
+                    i.seq
+                )?;
+            }
+            n += batch.len() as u64;
+        } // each batch is dropped here (QNX asyncmsg_free): the client hears back
+    }
+
+    /// Answers one request; returns the client's scoid if it was a connect
+    /// request.
+    fn answer(&self, req: &Request, out: &mut impl Write) -> anyhow::Result<Option<i32>> {
+        let (rcvid, pid) = (req.rcvid(), req.pid());
+        let (answered, opened) = match (req.kind(), message_type(req.data())) {
+            (RequestKind::Connect, _) => {
+                writeln!(
+                    out,
+                    "server: pid {pid} opened the name (scoid {})",
+                    req.scoid()
+                )?;
+                (self.sync.reply(rcvid, 0, &[]), Some(req.scoid()))
+            }
+            (RequestKind::Message, Some(ASYNC_CHID_REQUEST)) => {
+                let chid = self.chan.chid();
+                writeln!(
+                    out,
+                    "server: pid {pid} asked for the asyncmsg channel id: replied chid {chid}"
+                )?;
+                (self.sync.reply(rcvid, 0, &chid.to_le_bytes()), None)
+            }
+            (RequestKind::Message, ty) => {
+                writeln!(out, "server: pid {pid} sent message type {ty:?}: ENOSYS")?;
+                (self.sync.reply_error(rcvid, ENOSYS), None)
+            }
+        };
+        // The client may have gone before its answer: nothing to do then.
+        if let Err(e) = answered {
+            writeln!(out, "server: no reply to pid {pid}: {e}")?;
+            return Ok(None);
+        }
+        Ok(opened)
     }
 }
 
-/// Runs the server under `name` for `count` messages (forever without one).
+/// Runs the server under `name`: until `count` messages arrived and their
+/// clients went (forever without one).
 pub fn server(name: &str, count: Option<u64>, out: &mut impl Write) -> anyhow::Result<u64> {
     Server::start(name)?.serve(count, out)
 }
 
-/// Finds `name` (a name or an address such as `shm://NAME`), attaches a
-/// connection and puts `message #N` every `period`, printing each delivery;
-/// stops after `count` messages (never without one). Returns how many were
-/// delivered; fails if one was not.
+/// Opens `name` (a name or an address such as `shm://NAME`), asks for the
+/// asynchronous channel's id, attaches a connection to it and puts
+/// `message #N` every `period`, printing each delivery; stops after `count`
+/// messages (never without one), then closes both connections. Returns how
+/// many messages were delivered; fails if one was not.
 pub fn client(
     name: &str,
     count: Option<u64>,
@@ -190,11 +327,29 @@ pub fn client(
     out: &mut impl Write,
 ) -> anyhow::Result<u64> {
     let node = Node::new()?;
+    let server = open(&node, name)?; // QNX name_open
+    let pid = server.server_pid(); // QNX ConnectServerInfo
+    writeln!(out, "client: opened {name:?} (server pid {pid})")?;
+
+    // QNX MsgSend of a type-2 request; the reply is the channel id.
+    let reply = server
+        .send_timeout(&ASYNC_CHID_REQUEST.to_le_bytes(), PATIENCE)
+        .context("asking for the asyncmsg channel id")?;
+    ensure!(
+        reply.status == 0 && reply.data.len() == 4,
+        "the server answered the channel id request with status {} and {} bytes",
+        reply.status,
+        reply.data.len()
+    );
+    let chid = i32::from_le_bytes(reply.data[..4].try_into()?);
+    let id = ChannelId { nd: 0, pid, chid };
+    writeln!(out, "client: asyncmsg channel is pid {pid} chid {chid}")?;
+
     let (tx, deliveries) = mpsc::channel();
-    // QNX name_open, then asyncmsg_connect_attach.
+    // QNX asyncmsg_connect_attach(0, pid, chid, ...).
     let conn = node
         .connect(
-            name,
+            id,
             ConnectionAttr::default()
                 .max_buffers(8)
                 .trigger_count(1)
@@ -203,13 +358,8 @@ pub fn client(
                     let _ = tx.send((d.handle, d.result));
                 }),
         )
-        .map_err(|e| match e {
-            ConnectError::NotFound(_) => {
-                anyhow::anyhow!("no server publishes {name:?} (start example6_server first)")
-            }
-            e => anyhow::Error::new(e).context(format!("cannot connect to {name:?}")),
-        })?;
-    writeln!(out, "client: connected to {name:?} (coid {})", conn.coid())?;
+        .with_context(|| format!("cannot attach to pid {pid} chid {chid}"))?;
+    writeln!(out, "client: attached (coid {})", conn.coid())?;
 
     let mut put = 0u64;
     let mut delivered = 0u64;
@@ -225,7 +375,7 @@ pub fn client(
         next += period;
     }
     conn.flush(Flush::NoWait)?;
-    // Every message called back before the connection goes.
+    // Every message called back before the connections go.
     let deadline = Instant::now() + PATIENCE;
     while delivered < put {
         match deliveries.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -236,8 +386,33 @@ pub fn client(
             Err(RecvTimeoutError::Disconnected) => bail!("the connection went away"),
         }
     }
+    drop(conn); // QNX asyncmsg_connect_detach
+    drop(server); // QNX name_close: the server receives a disconnect pulse
     writeln!(out, "client: {delivered} messages delivered")?;
+    out.flush()?;
     Ok(delivered)
+}
+
+/// Opens `name` (QNX `name_open`), waiting at most [`PATIENCE`] for the
+/// server to accept the connect request.
+fn open(node: &Node, name: &str) -> anyhow::Result<SyncConnection> {
+    let (tx, opened) = mpsc::channel();
+    let (node, target) = (node.clone(), name.to_owned());
+    // The open waits for the server's reply; this thread waits with a bound.
+    std::thread::spawn(move || {
+        let _ = tx.send(node.open(target.as_str()));
+    });
+    match opened.recv_timeout(PATIENCE) {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(ConnectError::NotFound(_))) => {
+            bail!("no server publishes {name:?} (start example6_server first)")
+        }
+        Ok(Err(e)) => Err(anyhow::Error::new(e).context(format!("cannot open {name:?}"))),
+        Err(RecvTimeoutError::Timeout) => {
+            bail!("the server of {name:?} did not accept the connection within {PATIENCE:?}")
+        }
+        Err(RecvTimeoutError::Disconnected) => bail!("opening {name:?} failed"),
+    }
 }
 
 /// Prints the delivery callbacks that come until `until`; returns how many.

@@ -54,12 +54,16 @@ fn unique(what: &str) -> String {
     )
 }
 
-/// Runs the example 6 server and client as two threads, the client reaching
-/// the server at `address(name)` and putting every 50 ms; returns what each
+/// The period the tests' clients put at.
+const TEST_PERIOD: Duration = Duration::from_millis(20);
+
+/// Runs the example 6 server and client as two threads, the client opening
+/// the server at `address(name)` and putting every 20 ms; returns what each
 /// printed.
 fn example6_run(address: impl Fn(&str) -> String, count: u64) -> (String, String) {
     let name = unique("example6");
     let server = example6::Server::start(&name).unwrap();
+    let chid = server.async_chid();
     let (done_tx, done) = mpsc::channel();
     let tx = done_tx.clone();
     std::thread::spawn(move || {
@@ -70,7 +74,7 @@ fn example6_run(address: impl Fn(&str) -> String, count: u64) -> (String, String
     let target = address(&name);
     std::thread::spawn(move || {
         let mut out = Vec::new();
-        let r = example6::client(&target, Some(count), Duration::from_millis(50), &mut out);
+        let r = example6::client(&target, Some(count), TEST_PERIOD, &mut out);
         let _ = done_tx.send(("client", r, out));
     });
     let (mut server_out, mut client_out) = (String::new(), String::new());
@@ -86,15 +90,14 @@ fn example6_run(address: impl Fn(&str) -> String, count: u64) -> (String, String
             _ => client_out = out,
         }
     }
+    assert_eq!(example6_chid(&client_out), chid, "{client_out}");
     (server_out, client_out)
 }
 
-/// Checks that `out` has one line per message, `line(i)` for i = 1..=count,
-/// in this order.
-fn in_order(out: &str, count: u64, line: impl Fn(u64) -> String) {
+/// Checks that `out` has a line containing each of `wanted`, in this order.
+fn in_sequence(out: &str, wanted: impl IntoIterator<Item = String>) {
     let mut lines = out.lines();
-    for i in 1..=count {
-        let want = line(i);
+    for want in wanted {
         assert!(
             lines.by_ref().any(|l| l.contains(&want)),
             "{want:?} missing or out of order in:\n{out}"
@@ -102,26 +105,55 @@ fn in_order(out: &str, count: u64, line: impl Fn(u64) -> String) {
     }
 }
 
-fn check_example6(server: &str, client: &str, count: u64) {
-    in_order(server, count, |i| {
-        format!("received \"message #{i}\" from pid ")
-    });
-    assert!(
-        server.contains(&format!("server: {count} messages received")),
-        "{server}"
-    );
-    in_order(client, count, |i| format!("client: put \"message #{i}\""));
-    in_order(client, count, |i| format!("client: delivered message #{i}"));
-    assert!(
-        client.contains(&format!("client: {count} messages delivered")),
-        "{client}"
-    );
+/// The asynchronous channel id the client was given, from its output.
+fn example6_chid(client: &str) -> i32 {
+    client
+        .lines()
+        .find_map(|l| l.strip_prefix("client: asyncmsg channel is pid "))
+        .and_then(|rest| rest.split_once(" chid "))
+        .and_then(|(_, chid)| chid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no channel id in:\n{client}"))
 }
 
-#[test]
-fn example6_server_and_client_over_shared_memory() {
-    let (server, client) = example6_run(|name| format!("shm://{name}"), 5);
-    check_example6(&server, &client, 5);
+/// Checks both sides' output: the server accepted the open, answered the
+/// channel id request with the id the client used, printed every message and
+/// then saw the client leave; the client saw every delivery callback.
+fn check_example6(server: &str, client: &str, count: u64) {
+    let chid = example6_chid(client);
+    let first = server.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("server: waiting on ")
+            && first.ends_with(&format!("asyncmsg chid {chid})")),
+        "{server}"
+    );
+    in_sequence(
+        server,
+        [
+            "opened the name (scoid ".to_owned(),
+            format!("asked for the asyncmsg channel id: replied chid {chid}"),
+        ]
+        .into_iter()
+        .chain((1..=count).map(|i| format!("server: received \"message #{i}\" from pid ")))
+        .chain([
+            "server: a client left (scoid ".to_owned(),
+            format!("server: {count} messages received"),
+        ]),
+    );
+    in_sequence(
+        client,
+        [
+            "client: opened ".to_owned(),
+            "client: asyncmsg channel is pid ".to_owned(),
+            "client: attached (coid ".to_owned(),
+        ]
+        .into_iter()
+        .chain((1..=count).map(|i| format!("client: put \"message #{i}\"")))
+        .chain([format!("client: {count} messages delivered")]),
+    );
+    in_sequence(
+        client,
+        (1..=count).map(|i| format!("client: delivered message #{i}")),
+    );
 }
 
 #[test]
@@ -130,11 +162,77 @@ fn example6_server_and_client_by_name() {
     check_example6(&server, &client, 5);
 }
 
+/// `shm://NAME` takes the synchronous requests over the node socket even in
+/// one process.
+#[test]
+fn example6_server_and_client_over_the_node_socket() {
+    let (server, client) = example6_run(|name| format!("shm://{name}"), 5);
+    check_example6(&server, &client, 5);
+}
+
+/// Requests of another type are refused with `ENOSYS`; the server counts
+/// every client that opened its name and goes on until the last one left.
+#[test]
+fn example6_server_refuses_other_requests() {
+    let name = unique("example6-enosys");
+    let server = example6::Server::start(&name).unwrap();
+    let chid = server.async_chid();
+    let serving = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let r = server.serve(Some(1), &mut out);
+        (r, String::from_utf8(out).unwrap())
+    });
+    let wait = Duration::from_secs(10);
+    // The open returns once the server accepted it: wait for that, bounded.
+    let (opened_tx, opened) = mpsc::channel();
+    let target = name.clone();
+    std::thread::spawn(move || {
+        let _ = opened_tx.send(asyncmsg::Node::new().unwrap().open(target.as_str()));
+    });
+    let probe = opened
+        .recv_timeout(wait)
+        .expect("the server accepted the open")
+        .unwrap();
+    for bad in [&7u16.to_le_bytes()[..], &[2]] {
+        assert_eq!(
+            probe.send_timeout(bad, wait),
+            Err(asyncmsg::SendError::Failed(example6::ENOSYS))
+        );
+    }
+    let reply = probe
+        .send_timeout(&example6::ASYNC_CHID_REQUEST.to_le_bytes(), wait)
+        .unwrap();
+    assert_eq!((reply.status, reply.data), (0, chid.to_le_bytes().to_vec()));
+    drop(probe);
+
+    let mut client_out = Vec::new();
+    let n = example6::client(&name, Some(1), TEST_PERIOD, &mut client_out);
+    let client_out = String::from_utf8(client_out).unwrap();
+    assert_eq!(n.unwrap_or_else(|e| panic!("{e:#}\n{client_out}")), 1);
+    let (n, server_out) = serving.join().unwrap();
+    assert_eq!(n.unwrap_or_else(|e| panic!("{e:#}\n{server_out}")), 1);
+    in_sequence(
+        &server_out,
+        [
+            "sent message type Some(7): ENOSYS",
+            "sent message type None: ENOSYS",
+            "replied chid",
+            "server: a client left",
+            "opened the name",
+            "server: received \"message #1\"",
+            "server: a client left",
+            "server: 1 messages received",
+        ]
+        .map(String::from),
+    );
+    check_example6(&server_out, &client_out, 1);
+}
+
 #[test]
 fn example6_client_without_a_server_says_so() {
     let name = unique("example6-nobody");
     let mut out = Vec::new();
-    let err = example6::client(&name, Some(1), Duration::from_millis(50), &mut out).unwrap_err();
+    let err = example6::client(&name, Some(1), TEST_PERIOD, &mut out).unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains("no server publishes") && text.contains(&name),
@@ -235,8 +333,9 @@ impl Running {
     }
 }
 
-#[test]
-fn example6_programs_in_two_processes() {
+/// Runs the example 6 programs in two processes, the client opening
+/// `address(name)`, both for `--count 2` (the client puts once a second).
+fn example6_programs(address: impl Fn(&str) -> String) {
     let (Some(server), Some(client)) = (
         example_program("example6_server"),
         example_program("example6_client"),
@@ -269,12 +368,35 @@ fn example6_programs_in_two_processes() {
         "{first}"
     );
 
-    // The client puts one message a second: two take about a second.
-    let (ok, client_out, client_err) =
-        Running::start(&client, &[&name, "--count", "2"], runtime).finish(Duration::from_secs(30));
+    // The client puts one message a second: two take about a second. The
+    // server ends once it has both and the client has gone.
+    let target = address(&name);
+    let running = Running::start(&client, &[&target, "--count", "2"], runtime);
+    let client_pid = running.0.id();
+    let (ok, client_out, client_err) = running.finish(Duration::from_secs(30));
     let (server_ok, _, server_err) = srv.finish(Duration::from_secs(30));
     let server_out = reader.join().unwrap();
     assert!(ok, "client:\n{client_out}\n{client_err}");
     assert!(server_ok, "server:\n{server_out}\n{server_err}");
     check_example6(&server_out, &client_out, 2);
+    // Everything came from the client's process.
+    in_sequence(
+        &server_out,
+        [
+            format!("server: pid {client_pid} opened the name"),
+            format!("server: pid {client_pid} asked for the asyncmsg channel id"),
+            format!("\"message #1\" from pid {client_pid} "),
+            format!("\"message #2\" from pid {client_pid} "),
+        ],
+    );
+}
+
+#[test]
+fn example6_programs_in_two_processes() {
+    example6_programs(|name| name.to_owned());
+}
+
+#[test]
+fn example6_programs_in_two_processes_shm_address() {
+    example6_programs(|name| format!("shm://{name}"));
 }
