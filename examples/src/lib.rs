@@ -15,7 +15,7 @@
 //! | [`example3`] | no trigger at all: a getter thread waits for the pulse a flush causes |
 //! | [`example4`] | count trigger 1 with a pulse event: wait for the pulse, then get |
 //! | [`example5`] | a 2-second time trigger: four puts, one pulse two seconds later |
-//! | [`example6`] | two processes: a server publishes a name and drains its channel on each pulse; a client finds the name and puts a message every second (`example6_server`, `example6_client`) |
+//! | [`example6`] | two processes: a server waits in one `receive()` for pulses and requests, answers a client's request for the asyncmsg channel id and drains the channel on each pulse; the client opens the name, asks for the id, attaches and puts a message every second (`example6_server`, `example6_client`) |
 //!
 //! Every wait has a timeout (but the example 6 server's wait for its clients)
 //! and every expectation is checked: a program that finds something off
