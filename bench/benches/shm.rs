@@ -1,11 +1,13 @@
 //! Shared memory between two processes: asyncmsg over `shm://` beside a Unix
-//! socket pair, an eventfd and an atomic ping-pong, and memcpy (see
+//! socket pair, an eventfd and an atomic ping-pong, and memcpy; and asyncmsg's
+//! synchronous request/reply beside a Unix socket round trip (see
 //! `asyncmsg_bench::shm`).
 //!
 //! The binary starts itself again as the second process of every cell, so
-//! `main` first checks whether it is such a child. Then two criterion groups
-//! (throughput, and latency with one iteration being one one-way trip; their
-//! p50 and p99 are printed after the group, from histograms kept here, since
+//! `main` first checks whether it is such a child. Then three criterion groups
+//! (throughput; latency with one iteration being one one-way trip; and
+//! request/reply with one iteration being one round trip; the p50 and p99 of
+//! the last two are printed after each group, from histograms kept here, since
 //! criterion reports means), and last the cells interleaved in rounds with the
 //! ratios BENCH.md sets targets for, as a markdown table on stdout (5 short
 //! rounds with `--quick`, 7 full ones otherwise; `ASYNCMSG_BENCH_MATRIX=0`
@@ -54,13 +56,15 @@ fn throughput(c: &mut Criterion, launcher: &Launcher) {
     group.finish();
 }
 
-fn latency(c: &mut Criterion, launcher: &Launcher) {
+/// The criterion group of the `kind` cells (latency or round trip), then
+/// their p50 and p99 over every run, as the cells report them (`what`).
+fn latency(c: &mut Criterion, launcher: &Launcher, kind: Kind, group: &str, what: &str) {
     let seen: RefCell<HashMap<ShmCell, Histogram>> = RefCell::default();
     let cells: Vec<ShmCell> = ShmCell::ALL
         .into_iter()
-        .filter(|c| c.kind() == Kind::Latency)
+        .filter(|c| c.kind() == kind)
         .collect();
-    let mut group = c.benchmark_group("shm_latency_one_way");
+    let mut group = c.benchmark_group(group);
     for &cell in &cells {
         group.bench_function(BenchmarkId::from_parameter(cell.name()), |b| {
             b.iter_custom(|iters| {
@@ -75,14 +79,14 @@ fn latency(c: &mut Criterion, launcher: &Launcher) {
     }
     group.finish();
     let seen = seen.borrow();
-    println!("\none-way latency over every criterion run (round trip / 2):");
+    println!("\n{what} over every criterion run:");
     for cell in cells {
         if let Some(h) = seen.get(&cell) {
             println!(
                 "  {:<40} p50 {:>9.0} ns   p99 {:>9.0} ns   ({} round trips)",
                 cell.name(),
-                h.quantile(0.50) / 2.0,
-                h.quantile(0.99) / 2.0,
+                cell.reported_ns(h.quantile(0.50)),
+                cell.reported_ns(h.quantile(0.99)),
                 h.count()
             );
         }
@@ -106,7 +110,20 @@ fn main() {
         .sample_size(10)
         .configure_from_args();
     throughput(&mut c, &launcher);
-    latency(&mut c, &launcher);
+    latency(
+        &mut c,
+        &launcher,
+        Kind::Latency,
+        "shm_latency_one_way",
+        "one-way latency (round trip / 2)",
+    );
+    latency(
+        &mut c,
+        &launcher,
+        Kind::RoundTrip,
+        "shm_request_reply_round_trip",
+        "request/reply round trip",
+    );
     c.final_summary();
 
     let listing = has("--list") || has("--test");

@@ -17,6 +17,11 @@
 //!   warm-up, then `n` timed round trips, each timed on its own into a
 //!   [`Histogram`]; one-way latency is half the round trip. asyncmsg pings over
 //!   two channels (one per direction) with trigger 1.
+//! * **Round trip** ([`Kind::RoundTrip`]): request/reply, the server in the
+//!   child: the parent sends a request and waits for the answer; a warm-up,
+//!   then `n` timed round trips into a [`Histogram`], reported whole (not
+//!   halved). asyncmsg opens the child's synchronous channel by name and
+//!   `send`s; the child `receive`s and `reply`s.
 //!
 //! A binary that runs these cells must call [`child_main`] first thing in
 //! `main`; and, for the asyncmsg cells, give the run a runtime directory of
@@ -25,6 +30,7 @@
 mod asyncmsg;
 mod peers;
 mod process;
+mod request_reply;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -66,6 +72,8 @@ pub enum Kind {
     Throughput,
     /// Round trips; one-way latency is half of one.
     Latency,
+    /// Request/reply round trips, reported whole.
+    RoundTrip,
 }
 
 /// One cell of the shared-memory matrix.
@@ -97,11 +105,17 @@ pub enum ShmCell {
     EventfdPingPong,
     /// A Unix stream socket pair, 64 B each way, blocking reads.
     UnixSocketPingPong,
+    /// asyncmsg synchronous channel: a 64 B `send` answered by a 64 B
+    /// `reply`, the server in the child.
+    AsyncmsgSyncRequestReply,
+    /// A Unix stream socket pair: a 64 B request, a 64 B answer, blocking
+    /// reads on both sides.
+    UnixSocketRoundTrip,
 }
 
 impl ShmCell {
     /// Every cell, in report order.
-    pub const ALL: [ShmCell; 12] = [
+    pub const ALL: [ShmCell; 14] = [
         ShmCell::AsyncmsgSmallTrigger64,
         ShmCell::AsyncmsgAllocThroughput,
         ShmCell::AsyncmsgMibCopied,
@@ -114,16 +128,19 @@ impl ShmCell {
         ShmCell::AtomicPingPong,
         ShmCell::EventfdPingPong,
         ShmCell::UnixSocketPingPong,
+        ShmCell::AsyncmsgSyncRequestReply,
+        ShmCell::UnixSocketRoundTrip,
     ];
 
     /// The cells that do not involve asyncmsg.
-    pub const BASELINES: [ShmCell; 6] = [
+    pub const BASELINES: [ShmCell; 7] = [
         ShmCell::UnixSocketPerMessage,
         ShmCell::UnixSocketBatch64,
         ShmCell::Memcpy,
         ShmCell::AtomicPingPong,
         ShmCell::EventfdPingPong,
         ShmCell::UnixSocketPingPong,
+        ShmCell::UnixSocketRoundTrip,
     ];
 
     /// A stable identifier, for `results.json` and `compare`.
@@ -141,6 +158,8 @@ impl ShmCell {
             ShmCell::AtomicPingPong => "shm-latency/atomic-ping-pong",
             ShmCell::EventfdPingPong => "shm-latency/eventfd-ping-pong",
             ShmCell::UnixSocketPingPong => "shm-latency/64B/unix-socket",
+            ShmCell::AsyncmsgSyncRequestReply => "shm-round-trip/64B/asyncmsg-sync-request-reply",
+            ShmCell::UnixSocketRoundTrip => "shm-round-trip/64B/unix-socket",
         }
     }
 
@@ -159,10 +178,12 @@ impl ShmCell {
             ShmCell::AtomicPingPong => "atomic ping-pong (busy floor)",
             ShmCell::EventfdPingPong => "eventfd ping-pong (blocking floor)",
             ShmCell::UnixSocketPingPong => "unix socket 64 B ping-pong",
+            ShmCell::AsyncmsgSyncRequestReply => "asyncmsg sync request/reply",
+            ShmCell::UnixSocketRoundTrip => "unix socket round trip",
         }
     }
 
-    /// Throughput or latency.
+    /// Throughput, latency or round trip.
     pub fn kind(self) -> Kind {
         match self {
             ShmCell::AsyncmsgSmallTrigger64
@@ -171,7 +192,17 @@ impl ShmCell {
             | ShmCell::UnixSocketPerMessage
             | ShmCell::UnixSocketBatch64
             | ShmCell::Memcpy => Kind::Throughput,
+            ShmCell::AsyncmsgSyncRequestReply | ShmCell::UnixSocketRoundTrip => Kind::RoundTrip,
             _ => Kind::Latency,
+        }
+    }
+
+    /// The time this cell reports for a round trip of `rtt_ns`: half of it
+    /// (one way) for a latency cell, all of it for a round-trip cell.
+    pub fn reported_ns(self, rtt_ns: f64) -> f64 {
+        match self.kind() {
+            Kind::RoundTrip => rtt_ns,
+            Kind::Latency | Kind::Throughput => rtt_ns / 2.0,
         }
     }
 
@@ -206,7 +237,8 @@ pub struct Sizes {
     pub alloc: u64,
     /// 1 MiB cells (asyncmsg and memcpy).
     pub mib: u64,
-    /// Timed round trips of a latency cell (warm-up not included).
+    /// Timed round trips of a latency or round-trip cell (warm-up not
+    /// included).
     pub round_trips: u64,
 }
 
@@ -238,7 +270,7 @@ impl Sizes {
     /// How many messages or round trips a run of `cell` moves.
     pub fn of(&self, cell: ShmCell) -> u64 {
         match cell.kind() {
-            Kind::Latency => self.round_trips,
+            Kind::Latency | Kind::RoundTrip => self.round_trips,
             Kind::Throughput => match cell.payload() {
                 SMALL => self.small,
                 ALLOC => self.alloc,
@@ -368,8 +400,10 @@ pub struct Run {
     pub bytes: u64,
     /// The timed span: the whole transfer, or the sum of the round trips.
     pub took: Duration,
-    /// Round-trip times in ns (latency cells).
+    /// Round-trip times in ns (latency and round-trip cells).
     pub rtt: Option<Histogram>,
+    /// What the run measured.
+    pub kind: Kind,
 }
 
 impl Run {
@@ -379,6 +413,7 @@ impl Run {
             bytes: messages * payload as u64,
             took,
             rtt: None,
+            kind: Kind::Throughput,
         }
     }
 
@@ -393,13 +428,13 @@ impl Run {
     }
 
     /// The time criterion is given for this run: the whole span for
-    /// throughput, and for latency half the round trips' sum (so that one
-    /// iteration is one one-way trip).
+    /// throughput, for latency half the round trips' sum (so that one
+    /// iteration is one one-way trip), and for a round-trip cell the round
+    /// trips' sum (one iteration is one round trip).
     pub fn criterion_time(&self) -> Duration {
-        if self.rtt.is_some() {
-            self.took / 2
-        } else {
-            self.took
+        match self.kind {
+            Kind::Latency => self.took / 2,
+            Kind::Throughput | Kind::RoundTrip => self.took,
         }
     }
 
@@ -435,6 +470,7 @@ pub(crate) fn latency_loop(
         bytes: 0, // set by `run_cell`, which knows the payload
         took: last - began,
         rtt: Some(rtt),
+        kind: Kind::Latency, // set by `run_cell`, which knows the cell
     })
 }
 
@@ -456,11 +492,14 @@ pub fn run_cell(cell: ShmCell, n: u64, launcher: &Launcher) -> Result<Run> {
         ShmCell::AtomicPingPong => peers::atomic_latency(launcher, n),
         ShmCell::EventfdPingPong => peers::eventfd_latency(launcher, n),
         ShmCell::UnixSocketPingPong => peers::uds_latency(launcher, n),
+        ShmCell::AsyncmsgSyncRequestReply => request_reply::asyncmsg_sync(launcher, n),
+        ShmCell::UnixSocketRoundTrip => request_reply::uds(launcher, n),
     };
     let mut run = run.with_context(|| cell.name().to_owned())?;
-    if cell.kind() == Kind::Latency {
+    if cell.kind() != Kind::Throughput {
         run.bytes = run.messages * cell.payload() as u64;
     }
+    run.kind = cell.kind();
     Ok(run)
 }
 
@@ -478,6 +517,8 @@ pub fn child_main() {
         "atomic-echo" => peers::child_atomic_echo(env),
         "asyncmsg-send" => asyncmsg::child_send(env),
         "asyncmsg-echo" => asyncmsg::child_echo(env),
+        "asyncmsg-sync-server" => request_reply::child_asyncmsg_sync(env),
+        "uds-reply" => request_reply::child_uds(env),
         other => Err(anyhow::anyhow!("unknown role {other:?}")),
     });
     match result {
@@ -527,9 +568,10 @@ pub enum Metric {
     /// Messages per second (bytes per second give the same ratio when the
     /// payloads are equal).
     Rate,
-    /// One-way latency, median.
+    /// Latency as the cells report it (one way, or the whole round trip for
+    /// round-trip cells), median.
     P50,
-    /// One-way latency, 99th percentile.
+    /// The same, 99th percentile.
     P99,
 }
 
@@ -559,7 +601,7 @@ pub struct ShmRatio {
 }
 
 /// The ratios reported with every run, in report order.
-pub const SHM_RATIOS: [ShmRatio; 11] = [
+pub const SHM_RATIOS: [ShmRatio; 12] = [
     ShmRatio {
         numerator: ShmCell::AsyncmsgSmallTrigger64,
         denominator: ShmCell::UnixSocketBatch64,
@@ -615,6 +657,12 @@ pub const SHM_RATIOS: [ShmRatio; 11] = [
         target: None,
     },
     ShmRatio {
+        numerator: ShmCell::AsyncmsgSyncRequestReply,
+        denominator: ShmCell::UnixSocketRoundTrip,
+        metric: Metric::P50,
+        target: None,
+    },
+    ShmRatio {
         numerator: ShmCell::AsyncmsgMibCopied,
         denominator: ShmCell::Memcpy,
         metric: Metric::Rate,
@@ -637,9 +685,10 @@ pub struct ShmCellResult {
     pub messages_per_s: Vec<f64>,
     /// Payload bytes per second, one per round.
     pub bytes_per_s: Vec<f64>,
-    /// One-way latency (ns) at p50, one per round (latency cells).
+    /// Latency (ns) at p50, one per round: one way for latency cells, the
+    /// whole round trip for round-trip cells (see [`ShmCell::reported_ns`]).
     pub p50_ns: Vec<f64>,
-    /// One-way latency (ns) at p99, one per round (latency cells).
+    /// The same at p99.
     pub p99_ns: Vec<f64>,
     /// Every round's round trips together (latency cells).
     pub rtt: Option<Histogram>,
@@ -661,8 +710,8 @@ impl ShmCellResult {
         self.messages_per_s.push(run.messages_per_s());
         self.bytes_per_s.push(run.bytes_per_s());
         if let Some(h) = &run.rtt {
-            self.p50_ns.push(h.quantile(0.50) / 2.0);
-            self.p99_ns.push(h.quantile(0.99) / 2.0);
+            self.p50_ns.push(self.cell.reported_ns(h.quantile(0.50)));
+            self.p99_ns.push(self.cell.reported_ns(h.quantile(0.99)));
             self.rtt.get_or_insert_with(Histogram::new).merge(h);
         }
     }
@@ -828,26 +877,16 @@ impl ShmReport {
                 spread(&c.bytes_per_s, |v| si(v, "B/s")),
             );
         }
-        let _ = writeln!(
-            out,
-            "\n### Shared memory: one-way latency (two processes, round trip / 2)\n"
+        self.latency_table(
+            &mut out,
+            Kind::Latency,
+            "one-way latency (two processes, round trip / 2)",
         );
-        let _ = writeln!(
-            out,
-            "| cell | p50 | p99 | p99.9 (all rounds) | mean (all rounds) |\n|---|---|---|---|---|"
+        self.latency_table(
+            &mut out,
+            Kind::RoundTrip,
+            "request/reply round trip (two processes, server in the child)",
         );
-        for c in self.cells.iter().filter(|c| c.cell.kind() == Kind::Latency) {
-            let (p999, mean) = c.rtt.as_ref().map_or(("–".into(), "–".into()), |h| {
-                (ns(h.quantile(0.999) / 2.0), ns(h.mean() / 2.0))
-            });
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {p999} | {mean} |",
-                c.cell.name(),
-                spread(&c.p50_ns, ns),
-                spread(&c.p99_ns, ns),
-            );
-        }
         if !self.ratios.is_empty() {
             let _ = writeln!(
                 out,
@@ -877,6 +916,34 @@ impl ShmReport {
             }
         }
         out
+    }
+
+    /// The table of the `kind` cells' latencies, as they report them.
+    fn latency_table(&self, out: &mut String, kind: Kind, title: &str) {
+        let mut cells = self.cells.iter().filter(|c| c.cell.kind() == kind);
+        let Some(first) = cells.next() else {
+            return;
+        };
+        let _ = writeln!(out, "\n### Shared memory: {title}\n");
+        let _ = writeln!(
+            out,
+            "| cell | p50 | p99 | p99.9 (all rounds) | mean (all rounds) |\n|---|---|---|---|---|"
+        );
+        for c in std::iter::once(first).chain(cells) {
+            let (p999, mean) = c.rtt.as_ref().map_or(("–".into(), "–".into()), |h| {
+                (
+                    ns(c.cell.reported_ns(h.quantile(0.999))),
+                    ns(c.cell.reported_ns(h.mean())),
+                )
+            });
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {p999} | {mean} |",
+                c.cell.name(),
+                spread(&c.p50_ns, ns),
+                spread(&c.p99_ns, ns),
+            );
+        }
     }
 }
 
@@ -915,8 +982,9 @@ mod tests {
                 run_cell(cell, n, &launcher).unwrap_or_else(|e| panic!("{}: {e:#}", cell.name()));
             assert_eq!(run.messages, n, "{}", cell.name());
             assert!(run.took > Duration::ZERO, "{}", cell.name());
+            assert_eq!(run.kind, cell.kind(), "{}", cell.name());
             match cell.kind() {
-                Kind::Latency => {
+                Kind::Latency | Kind::RoundTrip => {
                     let h = run.rtt.as_ref().expect("a latency histogram");
                     assert_eq!(h.count(), n, "{}", cell.name());
                     assert!(h.quantile(0.5) > 0.0, "{}", cell.name());
@@ -935,7 +1003,8 @@ mod tests {
                 run_cell(cell, n, &launcher).unwrap_or_else(|e| panic!("{}: {e:#}", cell.name()));
             assert_eq!(run.messages, n, "{}", cell.name());
             assert_eq!(run.bytes, n * cell.payload() as u64, "{}", cell.name());
-            if cell.kind() == Kind::Latency {
+            assert_eq!(run.kind, cell.kind(), "{}", cell.name());
+            if cell.kind() != Kind::Throughput {
                 assert_eq!(run.rtt.as_ref().map(Histogram::count), Some(n));
             }
         }

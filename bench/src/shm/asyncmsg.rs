@@ -91,7 +91,7 @@ pub(crate) const ALLOC_BUSY: PingShape = PingShape {
 const PING_BUFFERS: u32 = 8;
 
 /// A channel name unique to this process and call.
-fn unique_name(tag: &str) -> String {
+pub(crate) fn unique_name(tag: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
         "bench-{}-{}-{tag}",
@@ -100,7 +100,7 @@ fn unique_name(tag: &str) -> String {
     )
 }
 
-fn address(name: &str) -> String {
+pub(crate) fn address(name: &str) -> String {
     format!("shm://{name}")
 }
 
