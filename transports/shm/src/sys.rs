@@ -957,6 +957,32 @@ impl AsFd for Poller {
     }
 }
 
+/// Reads what a Unix stream socket has, without waiting, whatever the socket's
+/// own blocking mode (`recv` with `MSG_DONTWAIT`): so one thread can poll a
+/// socket that others write to in blocking mode. Returns 0 at end of file;
+/// `WouldBlock` when nothing is there. `EINTR` is retried.
+pub fn recv_nonblocking(sock: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes and
+        // the descriptor is open for the duration of the call.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1030,31 +1056,5 @@ mod tests {
         );
         let long = "n".repeat(1000);
         assert_eq!(Mapping::create(&long, 4096).unwrap().len(), 4096);
-    }
-}
-
-/// Reads what a Unix stream socket has, without waiting, whatever the socket's
-/// own blocking mode (`recv` with `MSG_DONTWAIT`): so one thread can poll a
-/// socket that others write to in blocking mode. Returns 0 at end of file;
-/// `WouldBlock` when nothing is there. `EINTR` is retried.
-pub fn recv_nonblocking(sock: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes and
-        // the descriptor is open for the duration of the call.
-        let n = unsafe {
-            libc::recv(
-                sock.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
     }
 }
