@@ -396,22 +396,15 @@ pub fn client(
 /// Opens `name` (QNX `name_open`), waiting at most [`PATIENCE`] for the
 /// server to accept the connect request.
 fn open(node: &Node, name: &str) -> anyhow::Result<SyncConnection> {
-    let (tx, opened) = mpsc::channel();
-    let (node, target) = (node.clone(), name.to_owned());
-    // The open waits for the server's reply; this thread waits with a bound.
-    std::thread::spawn(move || {
-        let _ = tx.send(node.open(target.as_str()));
-    });
-    match opened.recv_timeout(PATIENCE) {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(ConnectError::NotFound(_))) => {
+    match node.open_timeout(name, PATIENCE) {
+        Ok(conn) => Ok(conn),
+        Err(ConnectError::NotFound(_)) => {
             bail!("no server publishes {name:?} (start example6_server first)")
         }
-        Ok(Err(e)) => Err(anyhow::Error::new(e).context(format!("cannot open {name:?}"))),
-        Err(RecvTimeoutError::Timeout) => {
+        Err(ConnectError::TimedOut) => {
             bail!("the server of {name:?} did not accept the connection within {PATIENCE:?}")
         }
-        Err(RecvTimeoutError::Disconnected) => bail!("opening {name:?} failed"),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot open {name:?}"))),
     }
 }
 

@@ -210,6 +210,10 @@ pub enum ConnectError {
     /// The channel's process broke the connection protocol. QNX `EBADMSG`.
     #[error("protocol violation by the channel's process: {0}")]
     Protocol(String),
+    /// The server did not answer the connect request in time
+    /// ([`Node::open_timeout`](crate::Node::open_timeout)). QNX `ETIMEDOUT`.
+    #[error("the server did not answer the connect request in time")]
+    TimedOut,
 }
 
 impl ConnectError {
@@ -222,6 +226,7 @@ impl ConnectError {
             ConnectError::Destroyed => ErrorKind::Destroyed,
             ConnectError::Io(_) => ErrorKind::PeerLost,
             ConnectError::Protocol(_) => ErrorKind::Protocol,
+            ConnectError::TimedOut => ErrorKind::TimedOut,
         }
     }
 }

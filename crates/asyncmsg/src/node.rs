@@ -6,7 +6,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use asyncmsg_shm::pool::Pool;
 use asyncmsg_shm::ring::Bell;
@@ -427,7 +427,32 @@ impl Node {
     pub fn open(&self, target: impl Into<Target>) -> Result<crate::SyncConnection, ConnectError> {
         let target = target.into();
         let by_name = matches!(target, Target::Address(_));
-        crate::sync::SyncConnection::open(target, by_name)
+        crate::sync::SyncConnection::open(target, by_name, None)
+    }
+
+    /// As [`open`](Self::open), waiting at most `timeout` for the server to
+    /// answer the connect request; [`ConnectError::TimedOut`] otherwise (the
+    /// server is alive but not receiving).
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// # use std::time::Duration;
+    /// let node = Node::new().unwrap();
+    /// let server = node.create_sync_channel(0o600).unwrap();
+    /// let name = format!("doc-open-timeout-{}", std::process::id());
+    /// server.publish(&name).unwrap();
+    /// // Nobody receives on `server`, so nobody answers:
+    /// assert!(matches!(node.open_timeout(name.as_str(), Duration::from_millis(20)),
+    ///                  Err(ConnectError::TimedOut)));
+    /// ```
+    pub fn open_timeout(
+        &self,
+        target: impl Into<Target>,
+        timeout: Duration,
+    ) -> Result<crate::SyncConnection, ConnectError> {
+        let target = target.into();
+        let by_name = matches!(target, Target::Address(_));
+        crate::sync::SyncConnection::open(target, by_name, Some(timeout))
     }
 
     /// A zeroed send buffer of `size` bytes (QNX `asyncmsg_malloc`, B17).

@@ -603,6 +603,7 @@ impl SyncConnection {
     pub(crate) fn open(
         target: crate::node::Target,
         connect_request: bool,
+        timeout: Option<Duration>,
     ) -> Result<SyncConnection, ConnectError> {
         let (pid, chid, forced) = match target {
             crate::node::Target::Id(id) => {
@@ -637,8 +638,9 @@ impl SyncConnection {
         if connect_request {
             let mut hello = vec![0u8; 16];
             hello[..2].copy_from_slice(&IO_CONNECT.to_le_bytes());
-            match conn.request(RequestKind::Connect, hello, None) {
+            match conn.request(RequestKind::Connect, hello, timeout) {
                 Ok(_) => {}
+                Err(SendError::TimedOut) => return Err(ConnectError::TimedOut),
                 Err(SendError::Failed(e)) if e == libc::EACCES || e == libc::EPERM => {
                     return Err(ConnectError::PermissionDenied);
                 }
