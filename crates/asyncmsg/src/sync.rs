@@ -870,9 +870,20 @@ impl FrameReader {
 
 fn write_frame(sock: &UnixStream, h: [u8; HEADER], data: &[u8]) -> io::Result<()> {
     let mut w = sock;
+    if data.len() <= SMALL_FRAME {
+        // One write for header and bytes: one system call, one wake-up of the
+        // reader.
+        let mut buf = [0u8; HEADER + SMALL_FRAME];
+        buf[..HEADER].copy_from_slice(&h);
+        buf[HEADER..HEADER + data.len()].copy_from_slice(data);
+        return w.write_all(&buf[..HEADER + data.len()]);
+    }
     w.write_all(&h)?;
     w.write_all(data)
 }
+
+/// Frames up to this many bytes of payload go out in one write.
+const SMALL_FRAME: usize = 4096;
 
 /// The client's end of a connection to a channel of another process.
 pub(crate) struct ClientPeer {
