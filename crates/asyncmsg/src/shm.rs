@@ -62,6 +62,9 @@ static NEXT_SCOID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::
 const VERSION: u32 = 1;
 /// How long either side of a handshake waits for the other.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the reactor polls for more events before it sleeps.
+const REACTOR_LINGER: Duration = Duration::from_micros(50);
+
 /// Largest payload a slot holds inline; larger messages go through the pool.
 const MAX_INLINE: usize = 1024;
 
@@ -807,14 +810,33 @@ impl Reactor {
 
     fn run(self: Arc<Self>) {
         let mut events: Vec<PollEvent> = Vec::new();
+        // After handling events the reactor lingers a moment (polling without
+        // sleeping, yielding the CPU to runnable threads) before it sleeps: a
+        // request's reply, or the next request, then finds it awake, which
+        // saves a wake-up per message of a synchronous exchange.
+        let mut active_until: Option<std::time::Instant> = None;
         loop {
-            if self.poller.wait(&mut events, None).is_err() {
+            let now = active_until.map(|_| std::time::Instant::now());
+            let timeout = match (active_until, now) {
+                (Some(until), Some(now)) if now < until => Some(Duration::ZERO),
+                _ => None,
+            };
+            if self.poller.wait(&mut events, timeout).is_err() {
                 std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            if events.is_empty() {
+                if timeout.is_some() {
+                    std::thread::yield_now();
+                } else {
+                    active_until = None;
+                }
                 continue;
             }
             for ev in &events {
                 self.handle(ev);
             }
+            active_until = Some(std::time::Instant::now() + REACTOR_LINGER);
         }
     }
 
