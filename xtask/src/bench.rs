@@ -1,9 +1,14 @@
-//! `cargo xtask bench`: the in-process throughput matrix, run through the same
-//! harness as the criterion benches (`asyncmsg_bench`).
+//! `cargo xtask bench`: the in-process throughput matrix, then the
+//! shared-memory (two-process) matrix, run through the same harness as the
+//! criterion benches (`asyncmsg_bench`, `asyncmsg_bench::shm`).
 //!
 //! Cells run interleaved, round by round, so that a machine that slows down
 //! for a while slows every cell alike; ratios are taken per round (paired) and
 //! summarised as median and min–max.
+//!
+//! The shared-memory cells start this program again as their second process;
+//! `main` calls `asyncmsg_bench::shm::child_main` first thing for that, and
+//! gives the run a runtime directory of its own.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -11,9 +16,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use asyncmsg_bench::shm::{Launcher, ShmCell, Sizes, run_shm_matrix};
 use asyncmsg_bench::{Cell, Summary, TARGETS, pingpong_one_way, run_retrying};
 
-use crate::report::{CellResult, Meta, RatioResult, Results};
+use crate::report::{CellResult, Meta, RatioResult, Results, ShmSection};
 
 /// Stalled runs retried per run before giving up.
 const RETRIES: u32 = 10;
@@ -50,6 +56,15 @@ impl Options {
             bail!("--messages must be at least 1");
         }
         Ok(opts)
+    }
+
+    /// Messages or round trips per run of each shared-memory cell.
+    pub(crate) fn shm_sizes(&self) -> Sizes {
+        if self.quick {
+            Sizes::QUICK
+        } else {
+            Sizes::FULL
+        }
     }
 }
 
@@ -123,9 +138,11 @@ impl Progress {
 
 pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
     let cells = Cell::ALL;
+    let shm_cells = ShmCell::ALL;
     let n = opts.messages;
     let warmup = (n / 10).max(1_000);
-    let mut progress = Progress::new(cells.len() * (opts.runs + 1) + 2);
+    let mut progress =
+        Progress::new(cells.len() * (opts.runs + 1) + 2 + shm_cells.len() * (opts.runs + 1));
     progress.show("cache-line ping-pong (before)");
     let pingpong_before = pingpong_ns();
     progress.step_done();
@@ -159,6 +176,23 @@ pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
     progress.show("cache-line ping-pong (after)");
     let pingpong_after = pingpong_ns();
     progress.step_done();
+
+    // The shared-memory matrix: one warm-up round, then `runs` rounds, every
+    // step announced before it runs.
+    let shm_sizes = opts.shm_sizes();
+    let launcher = Launcher::current_exe()?;
+    let mut announced = false;
+    let shm_report = run_shm_matrix(&shm_cells, opts.runs, &shm_sizes, &launcher, |step| {
+        if announced {
+            progress.step_done();
+        }
+        announced = true;
+        progress.show(&format!("shm {step}"));
+    })
+    .context("the shared-memory matrix")?;
+    if announced {
+        progress.step_done();
+    }
     progress.finish();
 
     let cell_results: Vec<CellResult> = cells
@@ -184,6 +218,11 @@ pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
         meta: Meta::collect(root, opts, [pingpong_before, pingpong_after]),
         cells: cell_results,
         ratios,
+        shm: ShmSection {
+            rounds: opts.runs,
+            sizes: shm_sizes,
+            report: shm_report,
+        },
     };
 
     let dir = root.join("target/bench");

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's own commands.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--runs N] [--messages N]   the benchmark matrix
+//! cargo xtask bench [--quick] [--runs N] [--messages N]   the benchmark matrices
 //! cargo xtask compare A.json B.json                        the change between two runs
 //! cargo xtask stress                                       the #[ignore]d stress tests
 //! cargo xtask ci                                           what CI runs (.ci/run)
@@ -15,14 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+use asyncmsg_bench::shm::{self, RUNTIME_DIR_ENV, RuntimeDir};
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
   bench [--quick] [--runs N] [--messages N]
-            run the in-process throughput matrix (release build); prints a
-            markdown table, writes target/bench/results.json and REPORT.md
+            run the in-process throughput matrix, then the shared-memory
+            (two-process) matrix, from a release build; prints markdown
+            tables, writes target/bench/results.json and REPORT.md
   compare A.json B.json
             print the change between two results.json files as markdown
   stress    run the stress tests: cargo test --workspace --release -- --ignored
@@ -30,6 +32,9 @@ commands:
 ";
 
 fn main() -> ExitCode {
+    // `bench` starts this program again as the second process of every
+    // shared-memory cell: such a child plays its role and exits here.
+    shm::child_main();
     match run() {
         Ok(code) => code,
         Err(e) => {
@@ -58,7 +63,13 @@ fn run() -> Result<ExitCode> {
                         .env("XTASK_RELEASE", "1"),
                 );
             }
+            // asyncmsg publishes names under its runtime directory: give this
+            // run one of its own, which the children inherit.
+            let runtime = RuntimeDir::create()?;
+            // SAFETY: no other thread has been started yet.
+            unsafe { std::env::set_var(RUNTIME_DIR_ENV, runtime.path()) };
             bench::run(&opts, &workspace_root())?;
+            drop(runtime);
             Ok(ExitCode::SUCCESS)
         }
         "compare" => {

@@ -5,6 +5,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use asyncmsg_bench::shm::{
+    ALLOC, Kind, MIB, Metric, SMALL, ShmCellResult, ShmRatioResult, ShmReport, Sizes,
+};
 use asyncmsg_bench::{Cell, PAYLOAD, Summary};
 use serde_json::{Value, json};
 
@@ -182,12 +185,158 @@ impl RatioResult {
     }
 }
 
+/// The shared-memory (two-process) matrix of a run.
+#[derive(Debug, Clone)]
+pub(crate) struct ShmSection {
+    /// Measured rounds (after one warm-up round).
+    pub(crate) rounds: usize,
+    /// Messages or round trips per run of each cell.
+    pub(crate) sizes: Sizes,
+    pub(crate) report: ShmReport,
+}
+
+/// `{median, min, max, runs}` of `xs`, or null when there are none.
+fn figures(xs: &[f64]) -> Value {
+    match Summary::of(xs) {
+        Some(s) => json!({ "median": s.median, "min": s.min, "max": s.max, "runs": xs }),
+        None => Value::Null,
+    }
+}
+
+fn kind_id(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Throughput => "throughput",
+        Kind::Latency => "latency",
+        Kind::RoundTrip => "round_trip",
+    }
+}
+
+fn metric_id(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Rate => "throughput",
+        Metric::P50 => "p50_latency",
+        Metric::P99 => "p99_latency",
+    }
+}
+
+impl ShmSection {
+    fn cell_json(&self, c: &ShmCellResult) -> Value {
+        let cell = c.cell;
+        let mut v = json!({
+            "id": cell.id(),
+            "name": cell.name(),
+            "transport": "shm",
+            "kind": kind_id(cell.kind()),
+            "payload_bytes": cell.payload(),
+            "asyncmsg": cell.is_asyncmsg(),
+            "per_run": self.sizes.of(cell),
+        });
+        let o = v.as_object_mut().expect("an object");
+        match cell.kind() {
+            Kind::Throughput => {
+                o.insert("msg_per_s".into(), figures(&c.messages_per_s));
+                o.insert("bytes_per_s".into(), figures(&c.bytes_per_s));
+            }
+            Kind::Latency | Kind::RoundTrip => {
+                o.insert(
+                    "latency_reported".into(),
+                    json!(if cell.kind() == Kind::Latency {
+                        "one way (round trip / 2)"
+                    } else {
+                        "whole round trip"
+                    }),
+                );
+                o.insert("p50_ns".into(), figures(&c.p50_ns));
+                o.insert("p99_ns".into(), figures(&c.p99_ns));
+                if let Some(h) = &c.rtt {
+                    o.insert(
+                        "p999_ns_all_rounds".into(),
+                        json!(cell.reported_ns(h.quantile(0.999))),
+                    );
+                    o.insert(
+                        "mean_ns_all_rounds".into(),
+                        json!(cell.reported_ns(h.mean())),
+                    );
+                    o.insert("round_trips_all_rounds".into(), json!(h.count()));
+                }
+            }
+        }
+        v
+    }
+
+    fn ratio_json(r: &ShmRatioResult) -> Value {
+        let ratio = r.ratio;
+        json!({
+            "id": format!(
+                "{} / {} ({})",
+                ratio.numerator.id(),
+                ratio.denominator.id(),
+                metric_id(ratio.metric)
+            ),
+            "numerator": ratio.numerator.id(),
+            "denominator": ratio.denominator.id(),
+            "metric": metric_id(ratio.metric),
+            "median": r.summary.median,
+            "min": r.summary.min,
+            "max": r.summary.max,
+            "target": ratio.target,
+            "target_bound": ratio.target.map(|_| match ratio.metric {
+                Metric::Rate => "at_least",
+                Metric::P50 | Metric::P99 => "at_most",
+            }),
+            "meets_target": r.met(),
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "rounds": self.rounds,
+            "warm_up_rounds": 1,
+            "sizes": {
+                "small_messages": self.sizes.small,
+                "alloc_messages": self.sizes.alloc,
+                "mib_messages": self.sizes.mib,
+                "round_trips": self.sizes.round_trips,
+            },
+            "cells": self.report.cells.iter().map(|c| self.cell_json(c)).collect::<Vec<_>>(),
+            "ratios": self.report.ratios.iter().map(ShmSection::ratio_json).collect::<Vec<_>>(),
+        })
+    }
+
+    fn markdown(&self) -> String {
+        let s = &self.sizes;
+        let mut o = String::new();
+        o += "## Shared memory (two processes)\n\n";
+        o += &format!(
+            "asyncmsg over `shm://` between this program and a copy of it started as a \
+             child, beside a Unix socket pair, eventfd and atomic ping-pong floors and \
+             memcpy; the sending (or pinging) side pinned to CPU 0, the receiving (or \
+             echoing) side to CPU 1 (memcpy: one thread on CPU 0). One warm-up round, \
+             then {} rounds, cells interleaved; per run {} messages of {SMALL} B, {} of \
+             {} KiB, {} of {} MiB, or {} timed round trips. Median (min–max) over the \
+             rounds. Latency is one way (round trip / 2), request/reply the whole round \
+             trip; a latency ratio's target is an upper bound, a throughput ratio's a \
+             lower one.\n\n",
+            self.rounds,
+            s.small,
+            s.alloc,
+            ALLOC / 1024,
+            s.mib,
+            MIB / (1024 * 1024),
+            s.round_trips
+        );
+        o += &self.report.markdown();
+        o
+    }
+}
+
 /// A whole bench run.
 #[derive(Debug, Clone)]
 pub(crate) struct Results {
     pub(crate) meta: Meta,
     pub(crate) cells: Vec<CellResult>,
     pub(crate) ratios: Vec<RatioResult>,
+    pub(crate) shm: ShmSection,
 }
 
 impl Results {
@@ -197,6 +346,7 @@ impl Results {
             "meta": self.meta.to_json(),
             "cells": self.cells.iter().map(CellResult::to_json).collect::<Vec<_>>(),
             "ratios": self.ratios.iter().map(RatioResult::to_json).collect::<Vec<_>>(),
+            "shm": self.shm.to_json(),
         });
         let mut s = serde_json::to_string_pretty(&v).expect("a Value always serialises");
         s.push('\n');
@@ -272,6 +422,8 @@ impl Results {
                 asyncmsg_bench::GET_STALL
             );
         }
+        o += "\n";
+        o += &self.shm.markdown();
         o
     }
 }
@@ -332,6 +484,58 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
         assert_eq!(civil_from_days(20_453), (2025, 12, 31));
+    }
+
+    #[test]
+    fn the_shm_section_has_its_tables_and_figures() {
+        use asyncmsg_bench::shm::{SHM_RATIOS, ShmCell};
+
+        let cell = |cell: ShmCell, rate: f64, p50: Vec<f64>| ShmCellResult {
+            cell,
+            messages_per_s: vec![rate; p50.len().max(5)],
+            bytes_per_s: vec![rate * cell.payload() as f64; p50.len().max(5)],
+            p99_ns: p50.iter().map(|v| v * 3.0).collect(),
+            p50_ns: p50,
+            rtt: None,
+        };
+        let ratio = SHM_RATIOS[0];
+        let section = ShmSection {
+            rounds: 5,
+            sizes: Sizes::QUICK,
+            report: ShmReport {
+                cells: vec![
+                    cell(ShmCell::AsyncmsgSmallTrigger64, 2e6, Vec::new()),
+                    cell(ShmCell::UnixSocketBatch64, 4e6, Vec::new()),
+                    cell(ShmCell::EventfdPingPong, 1e5, vec![4e3, 5e3, 6e3, 5e3, 5e3]),
+                ],
+                ratios: vec![ShmRatioResult {
+                    ratio,
+                    summary: Summary::of(&[0.5, 0.4, 0.6]).unwrap(),
+                }],
+            },
+        };
+        let md = section.markdown();
+        assert!(
+            md.starts_with("## Shared memory (two processes)\n\n"),
+            "{md}"
+        );
+        for part in ["throughput", "one-way latency", "Ratios", "**no**"] {
+            assert!(md.contains(part), "{part:?} missing from\n{md}");
+        }
+        let v = section.to_json();
+        assert_eq!(v["rounds"], 5);
+        let cells = v["cells"].as_array().unwrap();
+        assert_eq!(cells.len(), 3);
+        assert_eq!(cells[0]["msg_per_s"]["median"], 2e6);
+        assert_eq!(cells[0]["bytes_per_s"]["median"], 2e6 * 64.0);
+        assert!(cells[0].get("p50_ns").is_none());
+        assert_eq!(cells[2]["p50_ns"]["median"], 5e3);
+        assert_eq!(cells[2]["p99_ns"]["max"], 18e3);
+        assert!(cells[2].get("msg_per_s").is_none());
+        let r = &v["ratios"][0];
+        assert_eq!(r["median"], 0.5);
+        assert_eq!(r["target_bound"], "at_least");
+        assert_eq!(r["meets_target"], false);
     }
 
     #[test]
