@@ -280,7 +280,7 @@ fn handshake(
     let buffer_size = usize::try_from(buffer_size)
         .map_err(|_| ConnectError::Protocol("buffer size out of range".into()))?;
     let inline = buffer_size.clamp(64, MAX_INLINE).next_multiple_of(64);
-    let ring = SendRing::create(slots, inline)?;
+    let mut ring = SendRing::create(slots, inline)?;
     let pool = node.shared.pool()?.clone();
     sys::send_with_fds(
         &sock,
@@ -304,6 +304,8 @@ fn handshake(
             "the channel sent no bell and doorbell".into(),
         ));
     }
+    // The receiver has its own descriptor of the segment now.
+    ring.release_fd();
     let doorbell = EventFd::from_fd(fds.pop().expect("two fds"));
     let chan_bell = Bell::open(fds.pop().expect("two fds"))?;
     sock.set_read_timeout(None)?;

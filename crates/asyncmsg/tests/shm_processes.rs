@@ -910,3 +910,42 @@ fn b18_sync_channel_mode_refuses() {
         Err(ConnectError::PermissionDenied)
     ));
 }
+
+/// Many connections cost few file descriptors: once a link is set up, the
+/// receiver keeps only its socket and the sender its socket and the channel's
+/// doorbell (segments, pools and bells stay mapped without descriptors).
+#[test]
+fn connections_hold_few_file_descriptors() {
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+    }
+    let node = Node::new().unwrap();
+    let chan = node.create_channel(ChannelConfig::default()).unwrap();
+    let name = unique("xp-fds");
+    chan.publish(&name).unwrap();
+    let peer = Node::new().unwrap();
+    // The first connection makes the node's pool and the channel's doorbell.
+    let first = peer
+        .connect(format!("shm://{name}"), ConnectionAttr::default())
+        .unwrap();
+    let before = open_fds();
+    let conns: Vec<_> = (0..50)
+        .map(|_| {
+            peer.connect(format!("shm://{name}"), ConnectionAttr::default())
+                .unwrap()
+        })
+        .collect();
+    let per_connection = (open_fds() - before) as f64 / conns.len() as f64;
+    assert!(
+        per_connection <= 3.0,
+        "{per_connection} descriptors per connection (both ends in this process)"
+    );
+    for (i, c) in conns.iter().enumerate() {
+        c.put(format!("m{i}"), i as u64).unwrap();
+    }
+    let mut n = 0;
+    while n < conns.len() {
+        n += chan.get_timeout(WAIT).unwrap().len();
+    }
+    drop(first);
+}

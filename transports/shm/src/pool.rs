@@ -326,7 +326,8 @@ impl PoolView {
     /// [`io::ErrorKind::InvalidData`] if its length is not a multiple of
     /// 64 KiB.
     pub fn open(fd: OwnedFd) -> io::Result<PoolView> {
-        let map = Mapping::open(fd, false)?;
+        let mut map = Mapping::open(fd, false)?;
+        map.release_fd();
         if map.len() % CAPACITY_GRANULE != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,

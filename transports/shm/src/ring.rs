@@ -382,6 +382,12 @@ impl SendRing {
         self.ring.geo.inline_cap
     }
 
+    /// Closes the segment's descriptor once it was passed to the receiver
+    /// (the memory stays mapped); [`fd`](Self::fd) panics afterwards.
+    pub fn release_fd(&mut self) {
+        self.ring.map.release_fd();
+    }
+
     /// Writes message `seq` inline.
     ///
     /// # Safety
@@ -432,7 +438,9 @@ pub struct RecvRing {
 impl RecvRing {
     /// Maps a segment received from a sender and checks its header and size.
     pub fn open(fd: OwnedFd) -> Result<RecvRing, RingError> {
-        let map = Mapping::open(fd, true).map_err(|_| RingError::BadHeader("cannot map"))?;
+        let mut map = Mapping::open(fd, true).map_err(|_| RingError::BadHeader("cannot map"))?;
+        // The receiver never passes a sender's segment on.
+        map.release_fd();
         if map.len() < 4096 {
             return Err(RingError::BadHeader("segment too small"));
         }
@@ -556,7 +564,9 @@ impl Bell {
 
     /// Maps a peer's bell.
     pub fn open(fd: OwnedFd) -> io::Result<Bell> {
-        let map = Mapping::open(fd, true)?;
+        let mut map = Mapping::open(fd, true)?;
+        // A peer's bell is rung, never passed on.
+        map.release_fd();
         if map.len() < std::mem::size_of::<BellWords>() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -567,6 +577,10 @@ impl Bell {
     }
 
     /// The page, to pass to a peer.
+    ///
+    /// # Panics
+    /// On a bell [opened](Self::open) from a peer's descriptor (that one is
+    /// closed once mapped).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.map.fd()
     }

@@ -79,7 +79,9 @@ fn invalid_data(msg: &'static str) -> io::Error {
 /// pointer only, and the code using it decides how the bytes are accessed
 /// (atomics, or a protocol under which one side writes at a time).
 pub struct Mapping {
-    fd: OwnedFd,
+    /// `None` once released ([`Mapping::release_fd`]): the memory stays
+    /// mapped without it.
+    fd: Option<OwnedFd>,
     ptr: NonNull<u8>,
     len: usize,
     writable: bool,
@@ -246,7 +248,7 @@ impl Mapping {
         let ptr = NonNull::new(addr.cast::<u8>())
             .ok_or_else(|| io::Error::other("mmap returned a null address"))?;
         Ok(Mapping {
-            fd,
+            fd: Some(fd),
             ptr,
             len,
             writable,
@@ -254,8 +256,21 @@ impl Mapping {
     }
 
     /// The segment's descriptor, to pass to a peer (see [`send_with_fds`]).
+    ///
+    /// # Panics
+    /// If the descriptor was released ([`Mapping::release_fd`]): only
+    /// mappings that are never passed on release theirs.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd
+            .as_ref()
+            .expect("the descriptor of a mapping that passes it on is kept")
+            .as_fd()
+    }
+
+    /// Closes the descriptor, keeping the memory mapped: a process holding
+    /// many peers' segments then holds no descriptor for them.
+    pub fn release_fd(&mut self) {
+        self.fd = None;
     }
 
     /// The mapping's length in bytes (the segment's size; never 0).
@@ -300,7 +315,7 @@ impl Drop for Mapping {
 impl fmt::Debug for Mapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mapping")
-            .field("fd", &self.fd.as_raw_fd())
+            .field("fd", &self.fd.as_ref().map(|f| f.as_raw_fd()))
             .field("ptr", &self.ptr)
             .field("len", &self.len)
             .field("writable", &self.writable)
