@@ -1,5 +1,7 @@
-//! `cargo xtask compare A.json B.json`: the change from run A to run B as a
-//! markdown table (cells by messages/s, then the asyncmsg/peer ratios).
+//! `cargo xtask compare A.json B.json`: the change from run A to run B as
+//! markdown tables (in-process cells by messages/s and the asyncmsg/peer
+//! ratios; then the shared-memory cells by messages/s and p50 latency, and
+//! their ratios).
 //!
 //! Absolute figures drift 2–10× between runs on a shared VM; the ratio rows,
 //! each measured within one run, are the ones to read.
@@ -43,6 +45,56 @@ fn rows(v: &Value, key: &str) -> Vec<(String, f64, f64, f64)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `(id, median, min, max)` of the shared-memory cells' `figure` (for
+/// example `msg_per_s` or `p50_ns`), for the cells that have it.
+fn shm_rows(v: &Value, figure: &str) -> Vec<(String, f64, f64, f64)> {
+    v["shm"]["cells"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| {
+                    let f = e.get(figure)?;
+                    Some((
+                        e["id"].as_str()?.to_string(),
+                        f["median"].as_f64()?,
+                        f["min"].as_f64()?,
+                        f["max"].as_f64()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One markdown table of `rows` from A and B, each figure shown by `show`.
+fn table(
+    o: &mut String,
+    title: &str,
+    ra: &[(String, f64, f64, f64)],
+    rb: &[(String, f64, f64, f64)],
+    show: impl Fn(f64) -> String,
+) {
+    if ra.is_empty() && rb.is_empty() {
+        return;
+    }
+    *o += &format!("\n| {title} | A (median) | B (median) | change | B min – max |\n");
+    *o += "|---|---:|---:|---:|---:|\n";
+    for id in union(ra, rb) {
+        let x = ra.iter().find(|r| r.0 == id);
+        let y = rb.iter().find(|r| r.0 == id);
+        *o += &format!(
+            "| {id} | {} | {} | {} | {} |\n",
+            x.map_or("—".into(), |r| show(r.1)),
+            y.map_or("—".into(), |r| show(r.1)),
+            match (x, y) {
+                (Some(x), Some(y)) => change(x.1, y.1),
+                _ => "—".into(),
+            },
+            y.map_or("—".into(), |r| format!("{} – {}", show(r.2), show(r.3))),
+        );
+    }
 }
 
 fn describe(v: &Value) -> String {
@@ -111,6 +163,29 @@ pub(crate) fn compare(a_path: &Path, b_path: &Path) -> Result<String> {
             y.map_or("—".into(), |r| format!("{:.2}× – {:.2}×", r.2, r.3)),
         );
     }
+    // The shared-memory matrix, when both runs or either has it.
+    table(
+        &mut o,
+        "shm cell (msg/s)",
+        &shm_rows(&a, "msg_per_s"),
+        &shm_rows(&b, "msg_per_s"),
+        rate,
+    );
+    let ns = |x: f64| format!("{:.2} µs", x / 1e3);
+    table(
+        &mut o,
+        "shm cell (p50)",
+        &shm_rows(&a, "p50_ns"),
+        &shm_rows(&b, "p50_ns"),
+        ns,
+    );
+    table(
+        &mut o,
+        "shm ratio",
+        &rows(&a["shm"], "ratios"),
+        &rows(&b["shm"], "ratios"),
+        |x| format!("{x:.2}×"),
+    );
     Ok(o)
 }
 
@@ -123,4 +198,66 @@ fn union(a: &[(String, f64, f64, f64)], b: &[(String, f64, f64, f64)]) -> Vec<St
         }
     }
     ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn shared_memory_rows_are_compared() {
+        let run = |rate: f64, p50: f64, ratio: f64| {
+            json!({
+                "cells": [],
+                "ratios": [],
+                "shm": {
+                    "cells": [
+                        { "id": "shm/64B/x", "msg_per_s": { "median": rate, "min": rate, "max": rate } },
+                        { "id": "shm-latency/64B/y", "p50_ns": { "median": p50, "min": p50, "max": p50 } }
+                    ],
+                    "ratios": [ { "id": "x / z", "median": ratio, "min": ratio, "max": ratio } ]
+                }
+            })
+        };
+        let (a, b) = (run(1e6, 2000.0, 0.5), run(2e6, 1000.0, 1.0));
+        let mut o = String::new();
+        table(
+            &mut o,
+            "shm cell (msg/s)",
+            &shm_rows(&a, "msg_per_s"),
+            &shm_rows(&b, "msg_per_s"),
+            rate,
+        );
+        table(
+            &mut o,
+            "shm cell (p50)",
+            &shm_rows(&a, "p50_ns"),
+            &shm_rows(&b, "p50_ns"),
+            |x| format!("{x}"),
+        );
+        table(
+            &mut o,
+            "shm ratio",
+            &rows(&a["shm"], "ratios"),
+            &rows(&b["shm"], "ratios"),
+            |x| format!("{x:.2}×"),
+        );
+        assert!(o.contains("| shm/64B/x |") && o.contains("+100.0%"), "{o}");
+        assert!(
+            o.contains("| shm-latency/64B/y | 2000 | 1000 | -50.0% |"),
+            "{o}"
+        );
+        assert!(o.contains("| x / z | 0.50× | 1.00× | +100.0% |"), "{o}");
+        // Runs without the matrix add nothing.
+        let mut empty = String::new();
+        table(
+            &mut empty,
+            "t",
+            &shm_rows(&json!({}), "msg_per_s"),
+            &[],
+            rate,
+        );
+        assert!(empty.is_empty());
+    }
 }
