@@ -1,6 +1,7 @@
 //! `asyncmsg demo`: a tour of a few messages, then a throughput run, over each
 //! hop.
 
+mod companion;
 mod throughput;
 mod tour;
 
@@ -55,6 +56,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         }
         let report = throughput::run(&node, hop, &throughput::Settings::from(args))?;
         println!("{report}");
+    }
+    if !args.no_tour && hops.contains(&Hop::Shm) {
+        companion::run(&node)?;
     }
     Ok(())
 }

@@ -154,6 +154,18 @@ fn demo_tours_and_measures_every_hop() {
         assert_eq!(count, 20_000);
     }
 
+    // The synchronous companion: one receive loop, requests and pulses.
+    for expected in [
+        "\nsync: one receive loop serves a client's requests",
+        "  connect request from pid ",
+        "  request \"chid?\" from pid ",
+        "  pulse from chid ",
+        "got \"hello through the companion\"",
+        "  disconnect pulse: the client left",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+
     // Shared memory is measured against a child process, not this one.
     let header = stdout
         .lines()

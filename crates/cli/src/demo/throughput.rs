@@ -319,8 +319,14 @@ fn send_all(snd: &mut Sending, size: usize) -> anyhow::Result<u64> {
             )
         })?;
     }
-    // The last partial batch: trigger it now.
-    snd.conn.flush(Flush::NoWait)?;
+    // The last partial batch: trigger it now. A child receiver that already
+    // took every message may have closed its channel before this flush (it
+    // exits after its count): then there is nothing left to trigger, and the
+    // delivery callbacks, which the run checks, tell each message's fate.
+    match snd.conn.flush(Flush::NoWait) {
+        Ok(()) | Err(asyncmsg::FlushError::Destroyed | asyncmsg::FlushError::PeerLost) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(allocated)
 }
 
