@@ -580,11 +580,7 @@ impl Channel {
     /// assert!(matches!(b.publish("doc-publish"), Err(ChannelError::NameTaken(_))));
     /// ```
     pub fn publish(&self, name: &str) -> Result<(), ChannelError> {
-        if name.is_empty() || name.contains('/') || name.contains("://") {
-            return Err(ChannelError::InvalidArgument(
-                "a name is non-empty and has no '/'",
-            ));
-        }
+        crate::registry::check_name(name)?;
         if self.shared.destroyed.load(Ordering::Acquire) {
             return Err(ChannelError::Destroyed);
         }

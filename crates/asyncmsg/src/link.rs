@@ -823,10 +823,7 @@ impl ChanShared {
             if r.ring.counters().queued.load(Ordering::SeqCst) != 0 {
                 let key = ConnKey::Remote(r.clone());
                 match st.core.on_trigger(key) {
-                    Wake::Getter => {
-                        self.getters.notify_additional(1);
-                        self.bell.ring();
-                    }
+                    Wake::Getter => self.wake(Wake::Getter),
                     Wake::Event => wake = Wake::Event,
                     Wake::Nothing => {}
                 }
@@ -928,10 +925,7 @@ impl ChanShared {
                 && c.queued.swap(1, Ordering::SeqCst) == 0
             {
                 match st.core.on_trigger(key) {
-                    Wake::Getter => {
-                        self.getters.notify_additional(1);
-                        self.bell.ring();
-                    }
+                    Wake::Getter => self.wake(Wake::Getter),
                     Wake::Event if wake == Wake::Nothing => wake = Wake::Event,
                     _ => {}
                 }

@@ -425,9 +425,7 @@ impl Node {
     /// assert_eq!((p.code, p.value), (7, 70));
     /// ```
     pub fn open(&self, target: impl Into<Target>) -> Result<crate::SyncConnection, ConnectError> {
-        let target = target.into();
-        let by_name = matches!(target, Target::Address(_));
-        crate::sync::SyncConnection::open(target, by_name, None)
+        crate::sync::SyncConnection::open(target.into(), None)
     }
 
     /// As [`open`](Self::open), waiting at most `timeout` for the server to
@@ -450,9 +448,7 @@ impl Node {
         target: impl Into<Target>,
         timeout: Duration,
     ) -> Result<crate::SyncConnection, ConnectError> {
-        let target = target.into();
-        let by_name = matches!(target, Target::Address(_));
-        crate::sync::SyncConnection::open(target, by_name, Some(timeout))
+        crate::sync::SyncConnection::open(target.into(), Some(timeout))
     }
 
     /// A zeroed send buffer of `size` bytes (QNX `asyncmsg_malloc`, B17).

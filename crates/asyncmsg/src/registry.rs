@@ -117,3 +117,13 @@ pub(crate) fn unpublish(name: &str, chan: &ChanShared) {
     }
     lock(&chan.names).retain(|n| n != name);
 }
+
+/// Checks a name to publish (QNX `name_attach`): non-empty, no `/`.
+pub(crate) fn check_name(name: &str) -> Result<(), ChannelError> {
+    if name.is_empty() || name.contains('/') || name.contains("://") {
+        return Err(ChannelError::InvalidArgument(
+            "a name is non-empty and has no '/'",
+        ));
+    }
+    Ok(())
+}

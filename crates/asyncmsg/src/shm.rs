@@ -212,16 +212,59 @@ pub(crate) fn connect_name(
     name: &str,
     attr: ConnectionAttr,
 ) -> Result<Connection, ConnectError> {
+    let (pid, chid) = lookup_name(name)?;
+    connect_to(node, pid, chid, attr, name)
+}
+
+/// The `(pid, chid)` published under `name` on this host; a name that cannot
+/// be published (or is not) is not found.
+pub(crate) fn lookup_name(name: &str) -> Result<(u32, i32), ConnectError> {
     let dir = names::runtime_dir()?;
-    let entry = match names::lookup(&dir, name) {
-        Ok(Some(e)) => e,
-        Ok(None) => return Err(ConnectError::NotFound(name.to_owned())),
+    match names::lookup(&dir, name) {
+        Ok(Some(e)) => Ok((e.pid, e.chid)),
+        Ok(None) => Err(ConnectError::NotFound(name.to_owned())),
         Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-            return Err(ConnectError::NotFound(name.to_owned()));
+            Err(ConnectError::NotFound(name.to_owned()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens the listener of process `pid`, asks for channel `chid` of the kind
+/// `query` names and reads the answer: a socket whose handshake may go on,
+/// and the answer's two words. `what` names the target in errors.
+fn dial(
+    pid: u32,
+    chid: i32,
+    query: u32,
+    what: &str,
+) -> Result<(UnixStream, u32, u64), ConnectError> {
+    let dir = names::runtime_dir()?;
+    let sock = match UnixStream::connect(names::node_socket_path(&dir, pid)) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(ConnectError::NotFound(what.to_owned()));
         }
         Err(e) => return Err(e.into()),
     };
-    connect_to(node, entry.pid, entry.chid, attr, name)
+    sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    sock.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    (&sock).write_all(&frame(query, VERSION, chid as u32 as u64))?;
+    let (status, a, b) = unframe(&read_frame(&sock, &mut Vec::new())?);
+    match status {
+        ST_OK => Ok((sock, a, b)),
+        ST_NOT_FOUND => Err(ConnectError::NotFound(what.to_owned())),
+        ST_DENIED => Err(ConnectError::PermissionDenied),
+        ST_DESTROYED => Err(ConnectError::Destroyed),
+        other => Err(ConnectError::Protocol(format!(
+            "unexpected answer {other} to a connect"
+        ))),
+    }
 }
 
 fn connect_to(
@@ -248,35 +291,7 @@ fn handshake(
     coid: i32,
     what: &str,
 ) -> Result<SendLink, ConnectError> {
-    let dir = names::runtime_dir()?;
-    let sock = match UnixStream::connect(names::node_socket_path(&dir, pid)) {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Err(ConnectError::NotFound(what.to_owned()));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    sock.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    (&sock).write_all(&frame(Q_QUERY, VERSION, chid as u32 as u64))?;
-    let mut fds = Vec::new();
-    let (status, _, buffer_size) = unframe(&read_frame(&sock, &mut fds)?);
-    match status {
-        ST_OK => {}
-        ST_NOT_FOUND => return Err(ConnectError::NotFound(what.to_owned())),
-        ST_DENIED => return Err(ConnectError::PermissionDenied),
-        ST_DESTROYED => return Err(ConnectError::Destroyed),
-        other => {
-            return Err(ConnectError::Protocol(format!(
-                "unexpected answer {other} to a query"
-            )));
-        }
-    }
+    let (sock, _, buffer_size) = dial(pid, chid, Q_QUERY, what)?;
     let buffer_size = usize::try_from(buffer_size)
         .map_err(|_| ConnectError::Protocol("buffer size out of range".into()))?;
     let inline = buffer_size.clamp(64, MAX_INLINE).next_multiple_of(64);
@@ -287,7 +302,7 @@ fn handshake(
         &frame(Q_ATTACH, VERSION, coid as u32 as u64),
         &[ring.fd(), node.shared.delivery.bell.fd(), pool.fd()],
     )?;
-    fds.clear();
+    let mut fds = Vec::new();
     let (status, scoid, _) = unframe(&read_frame(&sock, &mut fds)?);
     match status {
         ST_OK => {}
@@ -336,10 +351,8 @@ impl RawLink {
     /// Attaches to the channel published under `name` with a ring of `slots`
     /// slots.
     pub fn attach(node: &Node, name: &str, slots: u32) -> Result<RawLink, ConnectError> {
-        let dir = names::runtime_dir()?;
-        let entry =
-            names::lookup(&dir, name)?.ok_or_else(|| ConnectError::NotFound(name.to_owned()))?;
-        let link = handshake(node, entry.pid, entry.chid, slots, next_coid(), name)?;
+        let (pid, chid) = lookup_name(name)?;
+        let link = handshake(node, pid, chid, slots, next_coid(), name)?;
         Ok(RawLink { link })
     }
 
@@ -715,35 +728,7 @@ pub(crate) fn open_sync(pid: u32, chid: i32) -> Result<Arc<crate::sync::ClientPe
             "shared memory is not available in this process".into(),
         ));
     };
-    let what = format!("pid {pid} chid {chid}");
-    let dir = names::runtime_dir()?;
-    let sock = match UnixStream::connect(names::node_socket_path(&dir, pid)) {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Err(ConnectError::NotFound(what));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    sock.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    (&sock).write_all(&frame(Q_SYNC, VERSION, chid as u32 as u64))?;
-    let mut fds = Vec::new();
-    let (status, _scoid, _) = unframe(&read_frame(&sock, &mut fds)?);
-    match status {
-        ST_OK => {}
-        ST_NOT_FOUND => return Err(ConnectError::NotFound(what)),
-        ST_DENIED => return Err(ConnectError::PermissionDenied),
-        other => {
-            return Err(ConnectError::Protocol(format!(
-                "unexpected answer {other} to a synchronous connect"
-            )));
-        }
-    }
+    let (sock, _scoid, _) = dial(pid, chid, Q_SYNC, &format!("pid {pid} chid {chid}"))?;
     sock.set_read_timeout(None)?;
     let peer = crate::sync::ClientPeer::new(sock);
     reactor.watch(peer.sock.as_fd(), Watch::SyncClient(Arc::downgrade(&peer)));

@@ -461,11 +461,7 @@ impl SyncChannel {
     /// # drop(client);
     /// ```
     pub fn publish(&self, name: &str) -> Result<(), ChannelError> {
-        if name.is_empty() || name.contains('/') || name.contains("://") {
-            return Err(ChannelError::InvalidArgument(
-                "a name is non-empty and has no '/'",
-            ));
-        }
+        crate::registry::check_name(name)?;
         {
             let mut t = lock(registry());
             if lock(&self.shared.incoming).destroyed {
@@ -598,13 +594,14 @@ enum ClientLink {
 }
 
 impl SyncConnection {
-    /// Connects to `target`; with `connect_request` (QNX `name_open`) the
-    /// server must accept a connect request first.
+    /// Connects to `target`. By name (QNX `name_open`) the server must accept
+    /// a connect request first, within `timeout` if given; by id (QNX
+    /// `ConnectAttach`) no request is sent.
     pub(crate) fn open(
         target: crate::node::Target,
-        connect_request: bool,
         timeout: Option<Duration>,
     ) -> Result<SyncConnection, ConnectError> {
+        let connect_request = matches!(target, crate::node::Target::Address(_));
         let (pid, chid, forced) = match target {
             crate::node::Target::Id(id) => {
                 if id.nd != 0 {
@@ -781,14 +778,10 @@ fn resolve(addr: &str) -> Result<(u32, i32, bool), ConnectError> {
         Some("inproc") => return Err(ConnectError::NotFound(addr.to_owned())),
         Some(_) => return Err(ConnectError::Unsupported(addr.to_owned())),
     }
-    let dir = asyncmsg_shm::names::runtime_dir()?;
-    match asyncmsg_shm::names::lookup(&dir, name) {
-        Ok(Some(e)) => Ok((e.pid, e.chid, scheme == Some("shm"))),
-        Ok(None) => Err(ConnectError::NotFound(addr.to_owned())),
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-            Err(ConnectError::NotFound(addr.to_owned()))
-        }
-        Err(e) => Err(e.into()),
+    match crate::shm::lookup_name(name) {
+        Ok((pid, chid)) => Ok((pid, chid, scheme == Some("shm"))),
+        Err(ConnectError::NotFound(_)) => Err(ConnectError::NotFound(addr.to_owned())),
+        Err(e) => Err(e),
     }
 }
 
