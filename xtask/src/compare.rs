@@ -28,34 +28,18 @@ fn load(path: &Path) -> Result<Value> {
     Ok(v)
 }
 
-/// `(id, median, min, max)` of every entry of `v[key]`.
-fn rows(v: &Value, key: &str) -> Vec<(String, f64, f64, f64)> {
-    v[key]
-        .as_array()
+/// `(id, median, min, max)` of every entry of the array `list`: of the
+/// entry itself, or of its object `figure` (for example `msg_per_s` or
+/// `p50_ns`), skipping entries without it.
+fn extract(list: &Value, figure: Option<&str>) -> Vec<(String, f64, f64, f64)> {
+    list.as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|e| {
-                    Some((
-                        e["id"].as_str()?.to_string(),
-                        e["median"].as_f64()?,
-                        e["min"].as_f64()?,
-                        e["max"].as_f64()?,
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// `(id, median, min, max)` of the shared-memory cells' `figure` (for
-/// example `msg_per_s` or `p50_ns`), for the cells that have it.
-fn shm_rows(v: &Value, figure: &str) -> Vec<(String, f64, f64, f64)> {
-    v["shm"]["cells"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| {
-                    let f = e.get(figure)?;
+                    let f = match figure {
+                        Some(name) => e.get(name)?,
+                        None => e,
+                    };
                     Some((
                         e["id"].as_str()?.to_string(),
                         f["median"].as_f64()?,
@@ -68,10 +52,22 @@ fn shm_rows(v: &Value, figure: &str) -> Vec<(String, f64, f64, f64)> {
         .unwrap_or_default()
 }
 
-/// One markdown table of `rows` from A and B, each figure shown by `show`.
+/// `(id, median, min, max)` of every entry of `v[key]`.
+fn rows(v: &Value, key: &str) -> Vec<(String, f64, f64, f64)> {
+    extract(&v[key], None)
+}
+
+/// `(id, median, min, max)` of the shared-memory cells' `figure`, for the
+/// cells that have it.
+fn shm_rows(v: &Value, figure: &str) -> Vec<(String, f64, f64, f64)> {
+    extract(&v["shm"]["cells"], Some(figure))
+}
+
+/// One markdown table of `rows` from A and B (nothing when both are empty),
+/// each figure shown by `show`; `labels` names the first three columns.
 fn table(
     o: &mut String,
-    title: &str,
+    labels: [&str; 3],
     ra: &[(String, f64, f64, f64)],
     rb: &[(String, f64, f64, f64)],
     show: impl Fn(f64) -> String,
@@ -79,7 +75,8 @@ fn table(
     if ra.is_empty() && rb.is_empty() {
         return;
     }
-    *o += &format!("\n| {title} | A (median) | B (median) | change | B min – max |\n");
+    let [first, a, b] = labels;
+    *o += &format!("\n| {first} | {a} | {b} | change | B min – max |\n");
     *o += "|---|---:|---:|---:|---:|\n";
     for id in union(ra, rb) {
         let x = ra.iter().find(|r| r.0 == id);
@@ -126,65 +123,42 @@ pub(crate) fn compare(a_path: &Path, b_path: &Path) -> Result<String> {
     let (a, b) = (load(a_path)?, load(b_path)?);
     let mut o = String::new();
     o += &format!("A: {} ({})\n\n", describe(&a), a_path.display());
-    o += &format!("B: {} ({})\n\n", describe(&b), b_path.display());
-
-    o += "| cell | A msg/s (median) | B msg/s (median) | change | B min – max |\n";
-    o += "|---|---:|---:|---:|---:|\n";
-    let (ca, cb) = (rows(&a, "cells"), rows(&b, "cells"));
-    for id in union(&ca, &cb) {
-        let x = ca.iter().find(|r| r.0 == id);
-        let y = cb.iter().find(|r| r.0 == id);
-        o += &format!(
-            "| {id} | {} | {} | {} | {} |\n",
-            x.map_or("—".into(), |r| rate(r.1)),
-            y.map_or("—".into(), |r| rate(r.1)),
-            match (x, y) {
-                (Some(x), Some(y)) => change(x.1, y.1),
-                _ => "—".into(),
-            },
-            y.map_or("—".into(), |r| format!("{} – {}", rate(r.2), rate(r.3))),
-        );
-    }
-
-    o += "\n| ratio | A (median) | B (median) | change | B min – max |\n";
-    o += "|---|---:|---:|---:|---:|\n";
-    let (ra, rb) = (rows(&a, "ratios"), rows(&b, "ratios"));
-    for id in union(&ra, &rb) {
-        let x = ra.iter().find(|r| r.0 == id);
-        let y = rb.iter().find(|r| r.0 == id);
-        o += &format!(
-            "| {id} | {} | {} | {} | {} |\n",
-            x.map_or("—".into(), |r| format!("{:.2}×", r.1)),
-            y.map_or("—".into(), |r| format!("{:.2}×", r.1)),
-            match (x, y) {
-                (Some(x), Some(y)) => change(x.1, y.1),
-                _ => "—".into(),
-            },
-            y.map_or("—".into(), |r| format!("{:.2}× – {:.2}×", r.2, r.3)),
-        );
-    }
-    // The shared-memory matrix, when both runs or either has it.
+    o += &format!("B: {} ({})\n", describe(&b), b_path.display());
+    let times = |x: f64| format!("{x:.2}×");
+    let cells = ["cell", "A msg/s (median)", "B msg/s (median)"];
+    table(&mut o, cells, &rows(&a, "cells"), &rows(&b, "cells"), rate);
+    let ratio = ["ratio", "A (median)", "B (median)"];
     table(
         &mut o,
-        "shm cell (msg/s)",
-        &shm_rows(&a, "msg_per_s"),
-        &shm_rows(&b, "msg_per_s"),
+        ratio,
+        &rows(&a, "ratios"),
+        &rows(&b, "ratios"),
+        times,
+    );
+    // The shared-memory matrix, when either run has it.
+    let (ma, mb) = (shm_rows(&a, "msg_per_s"), shm_rows(&b, "msg_per_s"));
+    table(
+        &mut o,
+        ["shm cell (msg/s)", "A (median)", "B (median)"],
+        &ma,
+        &mb,
         rate,
     );
-    let ns = |x: f64| format!("{:.2} µs", x / 1e3);
+    let (pa, pb) = (shm_rows(&a, "p50_ns"), shm_rows(&b, "p50_ns"));
+    let us = |x: f64| format!("{:.2} µs", x / 1e3);
     table(
         &mut o,
-        "shm cell (p50)",
-        &shm_rows(&a, "p50_ns"),
-        &shm_rows(&b, "p50_ns"),
-        ns,
+        ["shm cell (p50)", "A (median)", "B (median)"],
+        &pa,
+        &pb,
+        us,
     );
     table(
         &mut o,
-        "shm ratio",
+        ["shm ratio", "A (median)", "B (median)"],
         &rows(&a["shm"], "ratios"),
         &rows(&b["shm"], "ratios"),
-        |x| format!("{x:.2}×"),
+        times,
     );
     Ok(o)
 }
@@ -224,21 +198,21 @@ mod tests {
         let mut o = String::new();
         table(
             &mut o,
-            "shm cell (msg/s)",
+            ["shm cell (msg/s)", "A (median)", "B (median)"],
             &shm_rows(&a, "msg_per_s"),
             &shm_rows(&b, "msg_per_s"),
             rate,
         );
         table(
             &mut o,
-            "shm cell (p50)",
+            ["shm cell (p50)", "A (median)", "B (median)"],
             &shm_rows(&a, "p50_ns"),
             &shm_rows(&b, "p50_ns"),
             |x| format!("{x}"),
         );
         table(
             &mut o,
-            "shm ratio",
+            ["shm ratio", "A (median)", "B (median)"],
             &rows(&a["shm"], "ratios"),
             &rows(&b["shm"], "ratios"),
             |x| format!("{x:.2}×"),
@@ -253,7 +227,7 @@ mod tests {
         let mut empty = String::new();
         table(
             &mut empty,
-            "t",
+            ["t", "a", "b"],
             &shm_rows(&json!({}), "msg_per_s"),
             &[],
             rate,
