@@ -130,6 +130,26 @@ pub(crate) fn child_uds_send(mut env: ChildEnv) -> Result<()> {
 /// Ping-pong of 64 B messages over a Unix stream socket pair: `n` timed round
 /// trips after a warm-up, each message carrying its index back and forth.
 pub(crate) fn uds_latency(launcher: &Launcher, n: u64) -> Result<Run> {
+    uds_round_trips(launcher, n, "uds-echo", |msg, i| {
+        let back = index_of(msg);
+        ensure!(back == i, "pong {back}, expected {i}");
+        Ok(())
+    })
+}
+
+pub(crate) fn child_uds_echo(env: ChildEnv) -> Result<()> {
+    serve_uds(env, |_, _| Ok(()))
+}
+
+/// `n` timed round trips (after a warm-up) over a Unix stream socket pair with
+/// the child in `role`: each writes 64 B stamped with the round's index and
+/// reads 64 B back, which `check` verifies; both sides block in `read`.
+pub(crate) fn uds_round_trips(
+    launcher: &Launcher,
+    n: u64,
+    role: &str,
+    check: impl Fn(&[u8; SMALL], u64) -> Result<()>,
+) -> Result<Run> {
     let warmup = warmup_for(n);
     let (mut data, theirs) = UnixStream::pair().context("creating the socket pair")?;
     data.set_read_timeout(Some(STEP_LIMIT))
@@ -137,7 +157,7 @@ pub(crate) fn uds_latency(launcher: &Launcher, n: u64) -> Result<Run> {
     let (mut control, their_control) = Control::pair()?;
     let mut child = ChildProc::spawn(
         launcher,
-        "uds-echo",
+        role,
         &[(warmup + n).to_string()],
         &[theirs.as_fd(), their_control.as_fd()],
     )?;
@@ -150,9 +170,7 @@ pub(crate) fn uds_latency(launcher: &Launcher, n: u64) -> Result<Run> {
         data.write_all(&msg).with_context(|| format!("ping {i}"))?;
         data.read_exact(&mut msg)
             .with_context(|| format!("pong {i}"))?;
-        let back = index_of(&msg);
-        ensure!(back == i, "pong {back}, expected {i}");
-        Ok(())
+        check(&msg, i)
     });
     let run = run.map_err(|e| e.context(child.failure()))?;
     control.send(Step::Bye)?;
@@ -160,7 +178,13 @@ pub(crate) fn uds_latency(launcher: &Launcher, n: u64) -> Result<Run> {
     Ok(run)
 }
 
-pub(crate) fn child_uds_echo(mut env: ChildEnv) -> Result<()> {
+/// The child side of [`uds_round_trips`]: reads each 64 B message, lets
+/// `answer` turn it into the reply in place (given the round's index), and
+/// writes it back.
+pub(crate) fn serve_uds(
+    mut env: ChildEnv,
+    answer: impl Fn(&mut [u8; SMALL], u64) -> Result<()>,
+) -> Result<()> {
     let total = env.num(0)?;
     let mut data = UnixStream::from(env.fd(0)?);
     let mut control = Control::from_fd(env.fd(1)?);
@@ -170,6 +194,7 @@ pub(crate) fn child_uds_echo(mut env: ChildEnv) -> Result<()> {
     for i in 0..total {
         data.read_exact(&mut msg)
             .with_context(|| format!("ping {i}"))?;
+        answer(&mut msg, i)?;
         data.write_all(&msg).with_context(|| format!("pong {i}"))?;
     }
     control.expect(Step::Bye)

@@ -9,16 +9,14 @@
 //! index inverted, which the client checks, so an echo of the request does not
 //! pass for a reply.
 
-use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use asyncmsg::{Node, Received, RequestKind, SendError};
 
 use super::asyncmsg::{address, unique_name};
-use super::peers::{index_of, stamp};
-use super::process::{ChildEnv, ChildProc, Control, Launcher, STEP_LIMIT, Step};
+use super::peers::{index_of, serve_uds, stamp, uds_round_trips};
+use super::process::{ChildEnv, ChildProc, Control, Launcher, Step};
 use super::{RECEIVER_CPU, Run, SENDER_CPU, SMALL, latency_loop, warmup_for};
 use crate::{GET_STALL, pin};
 
@@ -146,51 +144,13 @@ pub(crate) fn child_asyncmsg_sync(mut env: ChildEnv) -> Result<()> {
 /// stream socket pair and a 64 B answer read back, both sides blocking in
 /// `read`.
 pub(crate) fn uds(launcher: &Launcher, n: u64) -> Result<Run> {
-    let warmup = warmup_for(n);
-    let (mut data, theirs) = UnixStream::pair().context("creating the socket pair")?;
-    data.set_read_timeout(Some(STEP_LIMIT))
-        .context("setting the read timeout")?;
-    let (mut control, their_control) = Control::pair()?;
-    let mut child = ChildProc::spawn(
-        launcher,
-        "uds-reply",
-        &[(warmup + n).to_string()],
-        &[theirs.as_fd(), their_control.as_fd()],
-    )?;
-    drop((theirs, their_control));
-    let _pinned = pin(SENDER_CPU);
-    control.expect_from(Step::Ready, &mut child)?;
-    let mut request = [0u8; SMALL];
-    let mut reply = [0u8; SMALL];
-    let run = latency_loop(warmup, n, |i| {
-        stamp(&mut request, i);
-        data.write_all(&request)
-            .with_context(|| format!("request {i}"))?;
-        data.read_exact(&mut reply)
-            .with_context(|| format!("reply {i}"))?;
-        check_answer(&reply, i)
-    });
-    let run = run.map_err(|e| e.context(child.failure()))?;
-    control.send(Step::Bye)?;
-    child.finish()?;
-    Ok(run)
+    uds_round_trips(launcher, n, "uds-reply", |reply, i| check_answer(reply, i))
 }
 
-pub(crate) fn child_uds(mut env: ChildEnv) -> Result<()> {
-    let total = env.num(0)?;
-    let mut data = UnixStream::from(env.fd(0)?);
-    let mut control = Control::from_fd(env.fd(1)?);
-    let _pinned = pin(RECEIVER_CPU);
-    let mut request = [0u8; SMALL];
-    let mut reply = [0u8; SMALL];
-    control.send(Step::Ready)?;
-    for i in 0..total {
-        data.read_exact(&mut request)
-            .with_context(|| format!("request {i}"))?;
-        check_request(&request, i)?;
-        answer_to(&mut reply, i);
-        data.write_all(&reply)
-            .with_context(|| format!("reply {i}"))?;
-    }
-    control.expect(Step::Bye)
+pub(crate) fn child_uds(env: ChildEnv) -> Result<()> {
+    serve_uds(env, |msg, i| {
+        check_request(msg, i)?;
+        answer_to(msg, i);
+        Ok(())
+    })
 }
