@@ -37,7 +37,23 @@ enum Repr {
     // Boxed: a send buffer stays as small as a `Vec`, since it rides in every
     // slot and every delivery.
     Pool(Box<PoolBuf>),
+    /// Memory the caller lent (QNX C `asyncmsg_put`): read in place, never
+    /// written or freed here.
+    Lent(Lent),
 }
+
+/// A pointer and a length the caller of [`SendBuf::lent`] vouches for.
+struct Lent {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: `SendBuf::lent`'s contract: the memory stays valid and unchanged,
+// readable from any thread, until the buffer comes back in its delivery (or
+// its error) — the same promise a QNX C caller makes to `asyncmsg_put`.
+unsafe impl Send for Lent {}
+// SAFETY: only ever read (see `Send`).
+unsafe impl Sync for Lent {}
 
 impl Default for Repr {
     fn default() -> Self {
@@ -53,6 +69,44 @@ impl SendBuf {
         }
     }
 
+    /// A buffer that borrows `len` bytes at `ptr` without copying them (the
+    /// QNX C API's put: the caller lends its buffer until the callback). The
+    /// bytes are read in place; a mutable access copies them to the heap first.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads of `len` bytes (or `len` is 0), and the
+    /// memory must stay valid and unchanged until this buffer (or every buffer
+    /// it is moved into) is dropped: in practice, until the put's delivery
+    /// callback or its error hands it back.
+    ///
+    /// ```
+    /// # use asyncmsg::SendBuf;
+    /// let data = *b"lent";
+    /// // SAFETY: `data` outlives `b` and is not changed while `b` lives.
+    /// let b = unsafe { SendBuf::lent(data.as_ptr(), data.len()) };
+    /// assert_eq!(b.as_ptr(), data.as_ptr());          // no copy
+    /// assert_eq!(&b[..], b"lent");
+    /// ```
+    pub unsafe fn lent(ptr: *const u8, len: usize) -> Self {
+        SendBuf {
+            repr: Repr::Lent(Lent { ptr, len }),
+        }
+    }
+
+    /// Whether the buffer borrows memory lent by [`SendBuf::lent`].
+    pub fn is_lent(&self) -> bool {
+        matches!(self.repr, Repr::Lent(_))
+    }
+
+    /// The pointer given to [`SendBuf::lent`] (even for an empty buffer), if the
+    /// buffer is lent.
+    pub fn lent_ptr(&self) -> Option<*const u8> {
+        match &self.repr {
+            Repr::Lent(l) => Some(l.ptr),
+            _ => None,
+        }
+    }
+
     pub(crate) fn pooled(buf: PoolBuf) -> Self {
         SendBuf {
             repr: Repr::Pool(Box::new(buf)),
@@ -63,7 +117,7 @@ impl SendBuf {
     pub(crate) fn pool_buf(&self) -> Option<&PoolBuf> {
         match &self.repr {
             Repr::Pool(p) => Some(p),
-            Repr::Heap(_) => None,
+            Repr::Heap(_) | Repr::Lent(_) => None,
         }
     }
 
@@ -88,6 +142,10 @@ impl SendBuf {
         match &self.repr {
             Repr::Heap(v) => v,
             Repr::Pool(p) => p,
+            Repr::Lent(l) if l.len == 0 => &[],
+            // SAFETY: `SendBuf::lent`'s contract keeps `len` bytes at `ptr`
+            // readable and unchanged while the buffer lives.
+            Repr::Lent(l) => unsafe { std::slice::from_raw_parts(l.ptr, l.len) },
         }
     }
 
@@ -109,19 +167,19 @@ impl SendBuf {
     pub fn into_vec(self) -> Vec<u8> {
         match self.repr {
             Repr::Heap(v) => v,
-            Repr::Pool(p) => p.to_vec(),
+            Repr::Pool(_) | Repr::Lent(_) => self.as_slice().to_vec(),
         }
     }
 
-    /// The underlying vector, to resize or refill it in place. A shared buffer
-    /// moves to the heap first (one copy) and stops being shared.
+    /// The underlying vector, to resize or refill it in place. A shared or lent
+    /// buffer moves to the heap first (one copy) and stops being shared or lent.
     pub fn as_mut_vec(&mut self) -> &mut Vec<u8> {
-        if let Repr::Pool(p) = &self.repr {
-            self.repr = Repr::Heap(p.to_vec());
+        if !matches!(self.repr, Repr::Heap(_)) {
+            self.repr = Repr::Heap(self.as_slice().to_vec());
         }
         match &mut self.repr {
             Repr::Heap(v) => v,
-            Repr::Pool(_) => unreachable!("moved to the heap above"),
+            Repr::Pool(_) | Repr::Lent(_) => unreachable!("moved to the heap above"),
         }
     }
 }
@@ -145,7 +203,11 @@ impl Eq for SendBuf {}
 
 impl std::fmt::Debug for SendBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shared = if self.is_shared() { ", shared" } else { "" };
+        let shared = match self.repr {
+            Repr::Pool(_) => ", shared",
+            Repr::Lent(_) => ", lent",
+            Repr::Heap(_) => "",
+        };
         write!(f, "SendBuf({} bytes{shared})", self.len())
     }
 }
@@ -159,9 +221,14 @@ impl Deref for SendBuf {
 
 impl DerefMut for SendBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
+        // Lent memory is never written: it moves to the heap first.
+        if self.is_lent() {
+            return self.as_mut_vec();
+        }
         match &mut self.repr {
             Repr::Heap(v) => v,
             Repr::Pool(p) => p,
+            Repr::Lent(_) => unreachable!("moved to the heap above"),
         }
     }
 }

@@ -127,6 +127,8 @@ enum To {
     Pulses(Arc<Inner>),
     /// A synchronous channel; weak, so an event does not keep it alive.
     Sync(Weak<crate::sync::SyncShared>),
+    /// A synchronous channel of another process, through a client's link.
+    Remote(Weak<crate::sync::ClientPeer>),
 }
 
 /// Where pulses can go: a [`PulseChannel`] or a
@@ -145,8 +147,16 @@ impl PulseTarget for PulseChannel {
 
 impl PulseSender {
     pub(crate) fn to_sync(chan: &Arc<crate::sync::SyncShared>) -> Self {
+        Self::to_sync_weak(Arc::downgrade(chan))
+    }
+
+    pub(crate) fn to_sync_weak(chan: Weak<crate::sync::SyncShared>) -> Self {
+        PulseSender { to: To::Sync(chan) }
+    }
+
+    pub(crate) fn to_remote(peer: &Arc<crate::sync::ClientPeer>) -> Self {
         PulseSender {
-            to: To::Sync(Arc::downgrade(chan)),
+            to: To::Remote(Arc::downgrade(peer)),
         }
     }
 }
@@ -174,6 +184,13 @@ impl PulseSender {
                 // A pulse to a channel that is gone goes nowhere, as in QNX.
                 if let Some(chan) = chan.upgrade() {
                     chan.push_pulse(pulse);
+                }
+            }
+            To::Remote(peer) => {
+                // As above: a server that is gone gets nothing. The server
+                // sees the link's own scoid.
+                if let Some(peer) = peer.upgrade() {
+                    let _ = peer.send_pulse(code, value);
                 }
             }
         }

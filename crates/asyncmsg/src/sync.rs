@@ -229,6 +229,9 @@ pub(crate) struct SyncShared {
     pub(crate) mode: u32,
     incoming: Mutex<Incoming>,
     ready: Event,
+    /// Threads waiting for pulses only: a request must not wake just one of
+    /// them, it would pass the request by and the wake-up would be lost.
+    pulse_waiters: std::sync::atomic::AtomicUsize,
     next_rcvid: AtomicI32,
     next_scoid: AtomicI32,
     names: Mutex<Vec<String>>,
@@ -242,7 +245,7 @@ impl SyncShared {
         }
         inc.queue.push_back(Received::Pulse(pulse));
         drop(inc);
-        self.ready.notify_additional(1);
+        self.wake_one();
     }
 
     /// Queues a request; `Err` gives the reply target back if the channel is
@@ -269,7 +272,7 @@ impl SyncShared {
             scoid,
         }));
         drop(inc);
-        self.ready.notify_additional(1);
+        self.wake_one();
         Ok(())
     }
 
@@ -277,6 +280,31 @@ impl SyncShared {
         let mut inc = lock(&self.incoming);
         if let Some(r) = inc.queue.pop_front() {
             return Ok(r);
+        }
+        if inc.destroyed {
+            Err(ReceiveError::Destroyed)
+        } else {
+            Err(ReceiveError::Empty)
+        }
+    }
+
+    fn wake_one(&self) {
+        if self.pulse_waiters.load(Ordering::SeqCst) == 0 {
+            self.ready.notify_additional(1);
+        } else {
+            self.ready.notify(usize::MAX);
+        }
+    }
+
+    /// The first pulse queued, leaving requests where they are.
+    fn try_receive_pulse(&self) -> Result<Pulse, ReceiveError> {
+        let mut inc = lock(&self.incoming);
+        let at = inc
+            .queue
+            .iter()
+            .position(|r| matches!(r, Received::Pulse(_)));
+        if let Some(Received::Pulse(p)) = at.and_then(|i| inc.queue.remove(i)) {
+            return Ok(p);
         }
         if inc.destroyed {
             Err(ReceiveError::Destroyed)
@@ -415,6 +443,7 @@ impl SyncChannel {
                 destroyed: false,
             }),
             ready: Event::new(),
+            pulse_waiters: std::sync::atomic::AtomicUsize::new(0),
             next_rcvid: AtomicI32::new(1),
             next_scoid: AtomicI32::new(1),
             names: Mutex::new(Vec::new()),
@@ -508,6 +537,57 @@ impl SyncChannel {
         .await
     }
 
+    /// Waits for the next pulse, leaving requests queued for a later
+    /// [`receive`](Self::receive) (QNX `MsgReceivePulse`).
+    ///
+    /// ```
+    /// # use asyncmsg::*;
+    /// let node = Node::new().unwrap();
+    /// let server = node.create_sync_channel(0o600).unwrap();
+    /// let client = std::sync::Arc::new(node.open(server.id()).unwrap());
+    /// let c = client.clone();
+    /// let t = std::thread::spawn(move || c.send(b"request").unwrap());
+    /// while server.debug_queued() == 0 { std::thread::yield_now(); }
+    /// client.send_pulse(3, 7).unwrap();
+    /// let p = server.receive_pulse().unwrap();                 // passes the request by
+    /// assert_eq!((p.code, p.value), (3, 7));
+    /// let Received::Request(req) = server.receive().unwrap() else { panic!() };
+    /// server.reply(req.rcvid(), 0, b"").unwrap();
+    /// t.join().unwrap();
+    /// ```
+    pub fn receive_pulse(&self) -> Result<Pulse, ReceiveError> {
+        self.wait_pulse(None)
+    }
+
+    /// As [`receive_pulse`](Self::receive_pulse), waiting at most `timeout`.
+    pub fn receive_pulse_timeout(&self, timeout: Duration) -> Result<Pulse, ReceiveError> {
+        self.wait_pulse(Some(timeout))
+    }
+
+    /// The first queued pulse, if any, leaving requests queued.
+    pub fn try_receive_pulse(&self) -> Result<Pulse, ReceiveError> {
+        self.shared.try_receive_pulse()
+    }
+
+    /// How many pulses and requests wait to be received.
+    #[doc(hidden)]
+    pub fn debug_queued(&self) -> usize {
+        lock(&self.shared.incoming).queue.len()
+    }
+
+    fn wait_pulse(&self, timeout: Option<Duration>) -> Result<Pulse, ReceiveError> {
+        let deadline = timeout.and_then(deadline_after);
+        self.shared.pulse_waiters.fetch_add(1, Ordering::SeqCst);
+        let _counted = DecOnDrop(&self.shared.pulse_waiters);
+        wait_for(&self.shared.ready, deadline, || {
+            match self.shared.try_receive_pulse() {
+                Err(ReceiveError::Empty) => None,
+                other => Some(other),
+            }
+        })
+        .unwrap_or(Err(ReceiveError::Empty))
+    }
+
     fn wait(&self, timeout: Option<Duration>) -> Result<Received, ReceiveError> {
         let deadline = timeout.and_then(deadline_after);
         wait_for(&self.shared.ready, deadline, || {
@@ -556,6 +636,14 @@ impl SyncChannel {
     /// [`SendError::PeerLost`], its names are withdrawn. Dropping does the same.
     pub fn destroy(&self) {
         self.shared.destroy();
+    }
+}
+
+struct DecOnDrop<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for DecOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -754,6 +842,31 @@ impl SyncConnection {
     }
 }
 
+/// A channel event may pulse the server through a connection (QNX: a
+/// `SIGEV_PULSE` event's `sigev_coid`); a closed connection's pulses go
+/// nowhere.
+///
+/// ```
+/// use asyncmsg::*;
+/// let node = Node::new().unwrap();
+/// let server = node.create_sync_channel(0o600).unwrap();
+/// let coid = node.open(server.id()).unwrap();                  // QNX ConnectAttach
+/// let chan = node.create_channel(ChannelConfig::default()
+///     .event(ChannelEvent::pulse(&coid, 5, 42))).unwrap();
+/// let conn = node.connect(chan.id(), ConnectionAttr::default()).unwrap();
+/// conn.put("x", 0).unwrap();
+/// let p = server.receive_pulse().unwrap();                     // QNX MsgReceivePulse
+/// assert_eq!((p.code, p.value), (5, 42));
+/// ```
+impl PulseTarget for SyncConnection {
+    fn pulse_sender(&self) -> PulseSender {
+        match &self.link {
+            ClientLink::Local { chan, .. } => PulseSender::to_sync_weak(chan.clone()),
+            ClientLink::Remote(peer) => PulseSender::to_remote(peer),
+        }
+    }
+}
+
 impl Drop for SyncConnection {
     fn drop(&mut self) {
         self.close();
@@ -927,7 +1040,7 @@ impl ClientPeer {
         Ok(())
     }
 
-    fn send_pulse(&self, code: i8, value: i32) -> Result<(), SendError> {
+    pub(crate) fn send_pulse(&self, code: i8, value: i32) -> Result<(), SendError> {
         let _w = lock(&self.write);
         write_frame(
             &self.sock,
