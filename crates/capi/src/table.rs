@@ -1,0 +1,162 @@
+//! The C program's handles: chids, coids and receive ids, each naming a facade
+//! object.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use crate::types::{self, RecvBufCallback};
+
+/// What a chid names.
+pub(crate) enum Chan {
+    /// `asyncmsg_channel_create`.
+    Async(AsyncChan),
+    /// `ChannelCreate`, `name_attach`.
+    Sync(SyncChan),
+}
+
+pub(crate) struct AsyncChan {
+    pub chan: am::Channel,
+    pub buffer_size: usize,
+    pub recvbuf: Option<RecvBufCallback>,
+}
+
+pub(crate) struct SyncChan {
+    pub chan: am::SyncChannel,
+    /// Whether the program asked for `_PULSE_CODE_DISCONNECT` pulses
+    /// (`_NTO_CHF_DISCONNECT`, always for `name_attach`).
+    pub disconnect: bool,
+}
+
+/// What a coid names.
+pub(crate) enum Coid {
+    /// `asyncmsg_connect_attach`.
+    Async(AsyncConn),
+    /// `ConnectAttach`, `name_open`.
+    Sync(am::SyncConnection),
+}
+
+pub(crate) struct AsyncConn {
+    pub conn: am::Connection,
+    /// The attribute's `call_back` (a `CallBack` as an address, 0 for none):
+    /// read by the delivery closure, changed by `asyncmsg_connect_attr`.
+    pub call_back: Arc<AtomicUsize>,
+    /// The attributes as the program last gave them.
+    pub attr: Mutex<types::ConnectionAttr>,
+    /// `_NTO_COF_NONBLOCK`.
+    pub nonblocking: bool,
+}
+
+#[derive(Default)]
+struct Tables {
+    chans: RwLock<HashMap<c_int, Arc<Chan>>>,
+    coids: RwLock<BTreeMap<c_int, Arc<Coid>>>,
+    /// C receive id → the channel and the facade's receive id on it.
+    rcvids: Mutex<HashMap<c_int, (Arc<Chan>, i32)>>,
+    next_rcvid: AtomicI32,
+}
+
+fn tables() -> &'static Tables {
+    static T: OnceLock<Tables> = OnceLock::new();
+    T.get_or_init(Tables::default)
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn add_chan(chid: c_int, chan: Chan) {
+    write(&tables().chans).insert(chid, Arc::new(chan));
+}
+
+pub(crate) fn chan(chid: c_int) -> Option<Arc<Chan>> {
+    read(&tables().chans).get(&chid).cloned()
+}
+
+pub(crate) fn remove_chan(chid: c_int) -> Option<Arc<Chan>> {
+    write(&tables().chans).remove(&chid)
+}
+
+/// Removes `chid` only if it names a channel `keep` accepts.
+pub(crate) fn remove_chan_if(chid: c_int, keep: impl Fn(&Chan) -> bool) -> Option<Arc<Chan>> {
+    let mut t = write(&tables().chans);
+    if t.get(&chid).is_some_and(|c| keep(c)) {
+        t.remove(&chid)
+    } else {
+        None
+    }
+}
+
+/// Adds a connection under the first free coid from `index` up (QNX: "the
+/// first available connection ID starting at `index`"); side-channel coids
+/// (`_NTO_SIDE_CHANNEL`) and the others are separate ranges. `None` when the
+/// range is full.
+pub(crate) fn add_coid(index: c_int, side: bool, coid: Coid) -> Option<c_int> {
+    let index = (index & !types::NTO_SIDE_CHANNEL).max(0);
+    let (mut want, hi) = if side {
+        (types::NTO_SIDE_CHANNEL.saturating_add(index), c_int::MAX)
+    } else {
+        (
+            index.clamp(1, types::NTO_SIDE_CHANNEL - 1),
+            types::NTO_SIDE_CHANNEL - 1,
+        )
+    };
+    let mut t = write(&tables().coids);
+    for (&used, _) in t.range(want..=hi) {
+        if used != want {
+            break;
+        }
+        if want == hi {
+            return None;
+        }
+        want += 1;
+    }
+    t.insert(want, Arc::new(coid));
+    Some(want)
+}
+
+pub(crate) fn coid(coid: c_int) -> Option<Arc<Coid>> {
+    read(&tables().coids).get(&coid).cloned()
+}
+
+pub(crate) fn remove_coid_if(coid: c_int, keep: impl Fn(&Coid) -> bool) -> Option<Arc<Coid>> {
+    let mut t = write(&tables().coids);
+    if t.get(&coid).is_some_and(|c| keep(c)) {
+        t.remove(&coid)
+    } else {
+        None
+    }
+}
+
+/// A C receive id (> 0) for request `rcvid` of `chan`.
+pub(crate) fn add_rcvid(chan: Arc<Chan>, rcvid: i32) -> c_int {
+    let t = tables();
+    let mut ids = lock(&t.rcvids);
+    loop {
+        let id = t.next_rcvid.fetch_add(1, Ordering::Relaxed);
+        if id > 0 && !ids.contains_key(&id) {
+            ids.insert(id, (chan, rcvid));
+            return id;
+        }
+        if id <= 0 {
+            t.next_rcvid.store(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(crate) fn take_rcvid(id: c_int) -> Option<(Arc<Chan>, i32)> {
+    lock(&tables().rcvids).remove(&id)
+}
+
+pub(crate) fn put_back_rcvid(id: c_int, entry: (Arc<Chan>, i32)) {
+    lock(&tables().rcvids).insert(id, entry);
+}
