@@ -15,10 +15,12 @@
  * that asyncmsg_get returns is the receiver's own copy, writable, freed with
  * asyncmsg_free.
  *
- * Errors: -1 (or NULL) and errno: EBADF (no such chid/coid), EINVAL (bad
- * argument, NULL pointer, wrong kind of id), EAGAIN (would block), ESRCH
- * (channel or peer gone), EMSGSIZE (larger than the channel's buffer_size),
- * ENOMEM (out of memory), EACCES (the channel's mode refuses us).
+ * Errors: -1 (or NULL) and errno: EBADF (no such chid/coid, or not an
+ * asynchronous one; a detached connection), EINVAL (bad argument, NULL
+ * buffer with a size, bad event), EAGAIN (would block), ESRCH (no such
+ * channel to attach to; channel or peer gone), EMSGSIZE (larger than the
+ * channel's buffer_size), ENOMEM (out of memory), EACCES (the channel's
+ * mode refuses us).
  */
 #ifndef _ASYNCMSG_SYS_ASYNCMSG_H
 #define _ASYNCMSG_SYS_ASYNCMSG_H

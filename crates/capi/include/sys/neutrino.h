@@ -2,6 +2,14 @@
  * <sys/neutrino.h> — the QNX Neutrino kernel calls that asynchronous
  * messaging programs use around <sys/asyncmsg.h>, for Linux (libasyncmsg).
  *
+ * Errors, as QNX documents them: ChannelDestroy, ConnectDetach and
+ * ConnectServerInfo: EINVAL (no such id). ConnectAttach: ESRCH (no such
+ * channel), EACCES (its mode refuses us). MsgReceive, MsgReceivePulse:
+ * ESRCH (no such channel, or destroyed). MsgSend, MsgSendPulse: EBADF (no
+ * such connection), ESRCH (the server went away), the server's errno after
+ * MsgError. MsgReply, MsgError: ESRCH (no such rcvid, or answered already).
+ * EFAULT: a NULL buffer with a non-zero size. EMSGSIZE: over 16 MiB.
+ *
  * Channels and connections here are asyncmsg's synchronous companion:
  * ChannelCreate/MsgReceive/MsgReply in one process, ConnectAttach/name_open/
  * MsgSend in the same or another process of the host. Every call returns -1
