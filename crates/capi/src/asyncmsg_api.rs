@@ -579,34 +579,58 @@ pub extern "C" fn asyncmsg_get(chid: c_int) -> *mut GetHeader {
         let Chan::Async(c) = &*entry else {
             return fail(libc::EBADF, ptr::null_mut());
         };
-        let batch = match c.chan.get() {
-            Ok(b) => b,
-            Err(e) => return fail(e.kind().errno(), ptr::null_mut()),
-        };
-        let mut head: *mut GetHeader = ptr::null_mut();
-        let mut tail: *mut GetHeader = ptr::null_mut();
-        for msg in &batch {
-            let n = node_for(msg, c.buffer_size, c.recvbuf);
-            if n.is_null() {
-                // Out of memory: what was copied is returned; the rest is
-                // lost to this receiver, and said so.
-                set_errno(libc::ENOMEM);
-                eprintln!("asyncmsg_get: out of memory, messages dropped");
-                break;
-            }
-            if tail.is_null() {
-                head = n;
-            } else {
-                // SAFETY: `tail` is a node made above.
-                unsafe { (*tail).next = n };
-            }
-            tail = n;
+        thread_local! {
+            static BATCH: std::cell::RefCell<Vec<am::Message>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        // The thread's batch vector, reused (a nested get, from a callback,
+        // makes its own).
+        let mut own = Vec::new();
+        let mut reused = BATCH
+            .try_with(|b| b.try_borrow_mut().ok().map(|mut v| std::mem::take(&mut *v)))
+            .ok()
+            .flatten();
+        let batch = reused.as_mut().unwrap_or(&mut own);
+        if let Err(e) = c.chan.get_into(batch, None) {
+            return fail(e.kind().errno(), ptr::null_mut());
+        }
+        let head = list_of(batch, c);
+        batch.clear();
+        if let Some(v) = reused {
+            let _ = BATCH.try_with(|b| {
+                if let Ok(mut b) = b.try_borrow_mut() {
+                    *b = v;
+                }
+            });
         }
         if head.is_null() {
             return fail(libc::ENOMEM, ptr::null_mut());
         }
         head
     })
+}
+
+/// The list of nodes for `batch`.
+fn list_of(batch: &[am::Message], c: &AsyncChan) -> *mut GetHeader {
+    let mut head: *mut GetHeader = ptr::null_mut();
+    let mut tail: *mut GetHeader = ptr::null_mut();
+    for msg in batch {
+        let n = node_for(msg, c.buffer_size, c.recvbuf);
+        if n.is_null() {
+            // Out of memory: what was copied is returned; the rest is
+            // lost to this receiver, and said so.
+            set_errno(libc::ENOMEM);
+            eprintln!("asyncmsg_get: out of memory, messages dropped");
+            break;
+        }
+        if tail.is_null() {
+            head = n;
+        } else {
+            // SAFETY: `tail` is a node made above.
+            unsafe { (*tail).next = n };
+        }
+        tail = n;
+    }
+    head
 }
 
 /// See `<sys/asyncmsg.h>`.

@@ -1,9 +1,10 @@
 //! The C program's handles: chids, coids and receive ids, each naming a facade
 //! object.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::types::{self, RecvBufCallback};
@@ -57,6 +58,52 @@ struct Tables {
     next_rcvid: AtomicI32,
 }
 
+/// Bumped whenever a chid or coid is removed: a thread's cached lookup is
+/// good while this has not moved.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// A thread's last lookup: the id, the generation it saw, what it found.
+type Last<T> = RefCell<Option<(c_int, u64, Arc<T>)>>;
+
+thread_local! {
+    /// The last chid and coid this thread looked up, with the generation it
+    /// saw: a put or get loop finds its handle without touching the tables.
+    static LAST_CHAN: Last<Chan> = const { RefCell::new(None) };
+    static LAST_COID: Last<Coid> = const { RefCell::new(None) };
+}
+
+/// Looks `id` up through the thread's one-entry cache `last`.
+fn cached<T>(
+    last: &'static std::thread::LocalKey<Last<T>>,
+    id: c_int,
+    lookup: impl FnOnce() -> Option<Arc<T>>,
+) -> Option<Arc<T>> {
+    let generation = GENERATION.load(Ordering::Acquire);
+    let hit = last
+        .try_with(|l| {
+            l.try_borrow().ok().and_then(|l| match &*l {
+                Some((i, g, v)) if *i == id && *g == generation => Some(v.clone()),
+                _ => None,
+            })
+        })
+        .ok()
+        .flatten();
+    if hit.is_some() {
+        return hit;
+    }
+    let found = lookup()?;
+    let _ = last.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            *l = Some((id, generation, found.clone()));
+        }
+    });
+    Some(found)
+}
+
+fn removed() {
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
 fn tables() -> &'static Tables {
     static T: OnceLock<Tables> = OnceLock::new();
     T.get_or_init(Tables::default)
@@ -79,18 +126,24 @@ pub(crate) fn add_chan(chid: c_int, chan: Chan) {
 }
 
 pub(crate) fn chan(chid: c_int) -> Option<Arc<Chan>> {
-    read(&tables().chans).get(&chid).cloned()
+    cached(&LAST_CHAN, chid, || {
+        read(&tables().chans).get(&chid).cloned()
+    })
 }
 
 pub(crate) fn remove_chan(chid: c_int) -> Option<Arc<Chan>> {
-    write(&tables().chans).remove(&chid)
+    let r = write(&tables().chans).remove(&chid);
+    removed();
+    r
 }
 
 /// Removes `chid` only if it names a channel `keep` accepts.
 pub(crate) fn remove_chan_if(chid: c_int, keep: impl Fn(&Chan) -> bool) -> Option<Arc<Chan>> {
     let mut t = write(&tables().chans);
     if t.get(&chid).is_some_and(|c| keep(c)) {
-        t.remove(&chid)
+        let r = t.remove(&chid);
+        removed();
+        r
     } else {
         None
     }
@@ -125,13 +178,17 @@ pub(crate) fn add_coid(index: c_int, side: bool, coid: Coid) -> Option<c_int> {
 }
 
 pub(crate) fn coid(coid: c_int) -> Option<Arc<Coid>> {
-    read(&tables().coids).get(&coid).cloned()
+    cached(&LAST_COID, coid, || {
+        read(&tables().coids).get(&coid).cloned()
+    })
 }
 
 pub(crate) fn remove_coid_if(coid: c_int, keep: impl Fn(&Coid) -> bool) -> Option<Arc<Coid>> {
     let mut t = write(&tables().coids);
     if t.get(&coid).is_some_and(|c| keep(c)) {
-        t.remove(&coid)
+        let r = t.remove(&coid);
+        removed();
+        r
     } else {
         None
     }
