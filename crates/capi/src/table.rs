@@ -217,3 +217,53 @@ pub(crate) fn take_rcvid(id: c_int) -> Option<(Arc<Chan>, i32)> {
 pub(crate) fn put_back_rcvid(id: c_int, entry: (Arc<Chan>, i32)) {
     lock(&tables().rcvids).insert(id, entry);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dummy() -> Coid {
+        let node = am::Node::new().unwrap();
+        let server = node.create_sync_channel(0o600).unwrap();
+        let conn = node.open(server.id()).unwrap();
+        // The connection outlives the channel here: only its id matters.
+        std::mem::forget(server);
+        Coid::Sync(conn)
+    }
+
+    #[test]
+    fn coids_start_at_the_index_and_skip_used_ones() {
+        let a = add_coid(5000, false, dummy()).unwrap();
+        assert_eq!(a, 5000);
+        let b = add_coid(5000, false, dummy()).unwrap();
+        assert_eq!(b, 5001);
+        assert!(remove_coid_if(a, |_| true).is_some());
+        assert_eq!(add_coid(5000, false, dummy()), Some(5000));
+        // Index 0 never gives coid 0; side channels have their own range.
+        assert!(add_coid(0, false, dummy()).unwrap() >= 1);
+        let s = add_coid(types::NTO_SIDE_CHANNEL, true, dummy()).unwrap();
+        assert!(s >= types::NTO_SIDE_CHANNEL);
+        assert!(coid(s).is_some());
+    }
+
+    #[test]
+    fn a_removed_coid_is_not_found_through_the_cache() {
+        let a = add_coid(7000, false, dummy()).unwrap();
+        assert!(coid(a).is_some()); // cached now
+        assert!(remove_coid_if(a, |_| true).is_some());
+        assert!(coid(a).is_none());
+    }
+
+    #[test]
+    fn rcvids_are_positive_and_taken_once() {
+        let node = am::Node::new().unwrap();
+        let chan = Arc::new(Chan::Sync(SyncChan {
+            chan: node.create_sync_channel(0o600).unwrap(),
+            disconnect: false,
+        }));
+        let id = add_rcvid(chan.clone(), 9);
+        assert!(id > 0);
+        assert_eq!(take_rcvid(id).map(|(_, r)| r), Some(9));
+        assert!(take_rcvid(id).is_none());
+    }
+}
