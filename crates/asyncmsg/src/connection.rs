@@ -97,6 +97,8 @@ pub struct ConnectionAttr {
     pub(crate) trigger_interval: Option<Duration>,
     pub(crate) nonblocking: bool,
     pub(crate) callback: Option<Callback>,
+    /// The connection id to use instead of a fresh one (the C API's coids).
+    pub(crate) coid: Option<i32>,
 }
 
 impl Default for ConnectionAttr {
@@ -109,6 +111,7 @@ impl Default for ConnectionAttr {
             trigger_interval: None,
             nonblocking: false,
             callback: None,
+            coid: None,
         }
     }
 }
@@ -155,6 +158,16 @@ impl ConnectionAttr {
         self.trigger_interval = None;
         self
     }
+    /// Uses `coid` as the connection's id (what receivers see in
+    /// [`MsgInfo::coid`](crate::MsgInfo::coid)) instead of a fresh one: for the C
+    /// API, whose coids the program chooses (`asyncmsg_connect_attach`'s
+    /// `index`). The caller keeps them unique.
+    #[doc(hidden)]
+    pub fn with_coid(mut self, coid: i32) -> Self {
+        self.coid = Some(coid);
+        self
+    }
+
     /// A non-blocking connection: a put finding every slot in use returns
     /// [`PutError::WouldBlock`] (QNX `_NTO_COF_NONBLOCK`).
     pub fn nonblocking(mut self, yes: bool) -> Self {
@@ -257,7 +270,7 @@ impl Connection {
     ) -> Result<Connection, ConnectError> {
         check_attr(&attr)?;
         let shared = Arc::new(ConnShared::new(
-            next_coid(),
+            attr.coid.unwrap_or_else(next_coid),
             attr.nonblocking,
             attr.send_config(),
             attr.callback.clone(),
@@ -668,6 +681,7 @@ impl Connection {
             trigger_interval: cfg.trigger_interval,
             nonblocking: self.shared.nonblocking.load(Ordering::Relaxed),
             callback,
+            coid: Some(self.shared.coid),
         }
     }
 

@@ -276,7 +276,7 @@ fn connect_to(
 ) -> Result<Connection, ConnectError> {
     check_attr(&attr)?;
     let slots = attr.max_buffers.max(1).next_power_of_two();
-    let coid = next_coid();
+    let coid = attr.coid.unwrap_or_else(next_coid);
     let link = handshake(node, pid, chid, slots, coid, what)?;
     Ok(Connection::attach_remote(node, Arc::new(link), attr, coid))
 }

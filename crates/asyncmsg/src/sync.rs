@@ -939,12 +939,21 @@ impl FrameReader {
     /// or on a malformed frame (B21: that link fails).
     fn read(&mut self, sock: &UnixStream, out: &mut Vec<Frame>) -> Result<(), ()> {
         let mut chunk = [0u8; 64 * 1024];
+        // The peer's last frames may arrive together with its end (a server
+        // that replies and exits): they are parsed before the end is told.
+        let mut ended = false;
         loop {
             match asyncmsg_shm::sys::recv_nonblocking(sock, &mut chunk) {
-                Ok(0) => return Err(()),
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => return Err(()),
+                Err(_) => {
+                    ended = true;
+                    break;
+                }
             }
         }
         let mut at = 0;
@@ -970,7 +979,7 @@ impl FrameReader {
             at += HEADER + len;
         }
         self.buf.drain(..at);
-        Ok(())
+        if ended { Err(()) } else { Ok(()) }
     }
 }
 

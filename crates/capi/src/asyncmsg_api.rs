@@ -215,23 +215,21 @@ pub unsafe extern "C" fn asyncmsg_connect_attach(
             Err(e) => return fail(e, -1),
         };
         let nonblocking = flags & types::NTO_COF_NONBLOCK != 0;
-        let call_back = Arc::new(AtomicUsize::new(call_back_addr(a.call_back)));
-        let fattr = facade_attr(&a, nonblocking, &call_back);
-        let conn = match node.connect(ChannelId { nd: 0, pid, chid }, fattr) {
-            Ok(c) => c,
-            Err(e) => return fail(crate::connect_errno(&e), -1),
-        };
-        let entry = Coid::Async(AsyncConn {
-            conn,
-            call_back,
-            attr: Mutex::new(a),
-            nonblocking,
-        });
         let index = c_int::try_from(index).unwrap_or(c_int::MAX);
-        match table::add_coid(index, false, entry) {
-            Some(coid) => coid,
-            None => fail(libc::EAGAIN, -1),
-        }
+        let made = table::add_coid(index, false, |coid| {
+            let call_back = Arc::new(AtomicUsize::new(call_back_addr(a.call_back)));
+            let fattr = facade_attr(&a, nonblocking, &call_back).with_coid(coid);
+            let conn = node
+                .connect(ChannelId { nd: 0, pid, chid }, fattr)
+                .map_err(|e| crate::connect_errno(&e))?;
+            Ok(Coid::Async(AsyncConn {
+                conn,
+                call_back,
+                attr: Mutex::new(a),
+                nonblocking,
+            }))
+        });
+        made.unwrap_or_else(|e| fail(e, -1))
     })
 }
 
@@ -261,7 +259,7 @@ fn with_conn(coid: c_int, f: impl FnOnce(&AsyncConn) -> c_int) -> c_int {
     match async_conn(coid) {
         Ok(c) => match &*c {
             Coid::Async(conn) => f(conn),
-            Coid::Sync(_) => fail(libc::EBADF, -1),
+            _ => fail(libc::EBADF, -1),
         },
         Err(e) => fail(e, -1),
     }
@@ -289,7 +287,7 @@ pub unsafe extern "C" fn asyncmsg_connect_attr(
             }
             // SAFETY: the caller's contract.
             let a = unsafe { ptr::read_unaligned(new_attr) };
-            let fattr = facade_attr(&a, c.nonblocking, &c.call_back);
+            let fattr = facade_attr(&a, c.nonblocking, &c.call_back).with_coid(c.conn.coid());
             if let Err(e) = c.conn.set_attr(fattr) {
                 return fail(e.kind().errno(), -1);
             }

@@ -73,16 +73,14 @@ pub extern "C" fn ConnectAttach(
             Ok(n) => n,
             Err(e) => return fail(e, -1),
         };
-        let conn = match node.open(ChannelId { nd: 0, pid, chid }) {
-            Ok(c) => c,
-            Err(e) => return fail(crate::connect_errno(&e), -1),
-        };
         let index = index as c_int;
         let side = index & types::NTO_SIDE_CHANNEL != 0;
-        match table::add_coid(index, side, Coid::Sync(conn)) {
-            Some(coid) => coid,
-            None => fail(libc::EAGAIN, -1),
-        }
+        table::add_coid(index, side, |_| {
+            node.open(ChannelId { nd: 0, pid, chid })
+                .map(Coid::Sync)
+                .map_err(|e| crate::connect_errno(&e))
+        })
+        .unwrap_or_else(|e| fail(e, -1))
     })
 }
 
@@ -99,7 +97,7 @@ pub extern "C" fn ConnectDetach(coid: c_int) -> c_int {
                 c.conn.detach();
                 0
             }
-            None => fail(libc::EINVAL, -1),
+            Some(Coid::Reserved) | None => fail(libc::EINVAL, -1),
         }
     })
 }
@@ -121,6 +119,7 @@ pub unsafe extern "C" fn ConnectServerInfo(
         let id = match &*c {
             Coid::Sync(s) => s.channel_id(),
             Coid::Async(a) => a.conn.channel_id(),
+            Coid::Reserved => return fail(libc::EINVAL, -1),
         };
         if !info.is_null() {
             let si = ServerInfo {
@@ -599,16 +598,13 @@ pub unsafe extern "C" fn name_open(name: *const c_char, _flags: c_int) -> c_int 
             Ok(n) => n,
             Err(e) => return fail(e, -1),
         };
-        let conn = match node.open(name) {
-            Ok(c) => c,
-            Err(ConnectError::NotFound(_)) => return fail(libc::ENOENT, -1),
-            Err(ConnectError::InvalidArgument(_)) => return fail(libc::EINVAL, -1),
-            Err(e) => return fail(crate::connect_errno(&e), -1),
-        };
-        match table::add_coid(1, false, Coid::Sync(conn)) {
-            Some(coid) => coid,
-            None => fail(libc::EAGAIN, -1),
-        }
+        table::add_coid(1, false, |_| match node.open(name) {
+            Ok(c) => Ok(Coid::Sync(c)),
+            Err(ConnectError::NotFound(_)) => Err(libc::ENOENT),
+            Err(ConnectError::InvalidArgument(_)) => Err(libc::EINVAL),
+            Err(e) => Err(crate::connect_errno(&e)),
+        })
+        .unwrap_or_else(|e| fail(e, -1))
     })
 }
 

@@ -36,6 +36,9 @@ pub(crate) enum Coid {
     Async(AsyncConn),
     /// `ConnectAttach`, `name_open`.
     Sync(am::SyncConnection),
+    /// Taken while its connection is being made (the facade needs the coid
+    /// first); looked up as if absent.
+    Reserved,
 }
 
 pub(crate) struct AsyncConn {
@@ -149,11 +152,16 @@ pub(crate) fn remove_chan_if(chid: c_int, keep: impl Fn(&Chan) -> bool) -> Optio
     }
 }
 
-/// Adds a connection under the first free coid from `index` up (QNX: "the
-/// first available connection ID starting at `index`"); side-channel coids
-/// (`_NTO_SIDE_CHANNEL`) and the others are separate ranges. `None` when the
-/// range is full.
-pub(crate) fn add_coid(index: c_int, side: bool, coid: Coid) -> Option<c_int> {
+/// Adds the connection `make` builds for its coid, the first free one from
+/// `index` up (QNX: "the first available connection ID starting at
+/// `index`"); side-channel coids (`_NTO_SIDE_CHANNEL`) and the others are
+/// separate ranges. The coid is reserved while `make` runs, without holding
+/// the table. EAGAIN when the range is full, else `make`'s error.
+pub(crate) fn add_coid(
+    index: c_int,
+    side: bool,
+    make: impl FnOnce(c_int) -> Result<Coid, c_int>,
+) -> Result<c_int, c_int> {
     let index = (index & !types::NTO_SIDE_CHANNEL).max(0);
     let (mut want, hi) = if side {
         (types::NTO_SIDE_CHANNEL.saturating_add(index), c_int::MAX)
@@ -163,18 +171,29 @@ pub(crate) fn add_coid(index: c_int, side: bool, coid: Coid) -> Option<c_int> {
             types::NTO_SIDE_CHANNEL - 1,
         )
     };
-    let mut t = write(&tables().coids);
-    for (&used, _) in t.range(want..=hi) {
-        if used != want {
-            break;
+    {
+        let mut t = write(&tables().coids);
+        for (&used, _) in t.range(want..=hi) {
+            if used != want {
+                break;
+            }
+            if want == hi {
+                return Err(libc::EAGAIN);
+            }
+            want += 1;
         }
-        if want == hi {
-            return None;
-        }
-        want += 1;
+        t.insert(want, Arc::new(Coid::Reserved));
     }
-    t.insert(want, Arc::new(coid));
-    Some(want)
+    match make(want) {
+        Ok(c) => {
+            write(&tables().coids).insert(want, Arc::new(c));
+            Ok(want)
+        }
+        Err(e) => {
+            write(&tables().coids).remove(&want);
+            Err(e)
+        }
+    }
 }
 
 pub(crate) fn coid(coid: c_int) -> Option<Arc<Coid>> {
@@ -185,7 +204,9 @@ pub(crate) fn coid(coid: c_int) -> Option<Arc<Coid>> {
 
 pub(crate) fn remove_coid_if(coid: c_int, keep: impl Fn(&Coid) -> bool) -> Option<Arc<Coid>> {
     let mut t = write(&tables().coids);
-    if t.get(&coid).is_some_and(|c| keep(c)) {
+    if t.get(&coid)
+        .is_some_and(|c| !matches!(**c, Coid::Reserved) && keep(c))
+    {
         let r = t.remove(&coid);
         removed();
         r
@@ -233,22 +254,25 @@ mod tests {
 
     #[test]
     fn coids_start_at_the_index_and_skip_used_ones() {
-        let a = add_coid(5000, false, dummy()).unwrap();
+        let a = add_coid(5000, false, |_| Ok(dummy())).unwrap();
         assert_eq!(a, 5000);
-        let b = add_coid(5000, false, dummy()).unwrap();
+        let b = add_coid(5000, false, |_| Ok(dummy())).unwrap();
         assert_eq!(b, 5001);
         assert!(remove_coid_if(a, |_| true).is_some());
-        assert_eq!(add_coid(5000, false, dummy()), Some(5000));
+        assert_eq!(add_coid(5000, false, |_| Ok(dummy())), Ok(5000));
+        // A failed make gives its coid back.
+        assert_eq!(add_coid(5002, false, Err), Err(5002));
+        assert_eq!(add_coid(5002, false, |_| Ok(dummy())), Ok(5002));
         // Index 0 never gives coid 0; side channels have their own range.
-        assert!(add_coid(0, false, dummy()).unwrap() >= 1);
-        let s = add_coid(types::NTO_SIDE_CHANNEL, true, dummy()).unwrap();
+        assert!(add_coid(0, false, |_| Ok(dummy())).unwrap() >= 1);
+        let s = add_coid(types::NTO_SIDE_CHANNEL, true, |_| Ok(dummy())).unwrap();
         assert!(s >= types::NTO_SIDE_CHANNEL);
         assert!(coid(s).is_some());
     }
 
     #[test]
     fn a_removed_coid_is_not_found_through_the_cache() {
-        let a = add_coid(7000, false, dummy()).unwrap();
+        let a = add_coid(7000, false, |_| Ok(dummy())).unwrap();
         assert!(coid(a).is_some()); // cached now
         assert!(remove_coid_if(a, |_| true).is_some());
         assert!(coid(a).is_none());

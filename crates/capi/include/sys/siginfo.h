@@ -12,6 +12,12 @@
 #ifndef _ASYNCMSG_SYS_SIGINFO_H
 #define _ASYNCMSG_SYS_SIGINFO_H
 
+/* Strict ISO C (-std=c11) hides POSIX: these headers need it. */
+#if defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && \
+    !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include <signal.h>
 
 #define sigev_coid sigev_signo

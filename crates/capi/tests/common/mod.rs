@@ -249,6 +249,10 @@ impl Running {
         );
         let mut child = Command::new(program)
             .args(args)
+            // cargo's LD_LIBRARY_PATH lists target/<profile> before deps/: a
+            // libasyncmsg.so left there by an earlier `cargo build` would win
+            // over the one this test was built with (the program's rpath).
+            .env_remove("LD_LIBRARY_PATH")
             .env("ASYNCMSG_RUNTIME_DIR", &runtime.0)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
