@@ -172,12 +172,10 @@ pub unsafe extern "C" fn asyncmsg_channel_create(
 #[unsafe(no_mangle)]
 pub extern "C" fn asyncmsg_channel_destroy(chid: c_int) -> c_int {
     guard(-1, || {
-        match table::remove_chan_if(chid, |c| matches!(c, Chan::Async(_))).as_deref() {
-            Some(Chan::Async(c)) => {
-                c.chan.destroy();
-                0
-            }
-            _ => fail(libc::EBADF, -1),
+        if table::destroy_chan(chid, true) {
+            0
+        } else {
+            fail(libc::EBADF, -1)
         }
     })
 }
@@ -196,13 +194,9 @@ pub unsafe extern "C" fn asyncmsg_connect_attach(
     attr: *const types::ConnectionAttr,
 ) -> c_int {
     guard(-1, || {
-        if nd != 0 {
-            return fail(libc::ESRCH, -1);
-        }
-        let pid = match pid {
-            0 => std::process::id(),
-            p if p > 0 => p as u32,
-            _ => return fail(libc::ESRCH, -1),
+        let pid = match crate::peer_pid(nd, pid) {
+            Ok(p) => p,
+            Err(e) => return fail(e, -1),
         };
         let a = if attr.is_null() {
             types::ConnectionAttr::default()

@@ -41,12 +41,10 @@ pub extern "C" fn ChannelCreate(flags: c_uint) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn ChannelDestroy(chid: c_int) -> c_int {
     guard(-1, || {
-        match table::remove_chan_if(chid, |c| matches!(c, Chan::Sync(_))).as_deref() {
-            Some(Chan::Sync(c)) => {
-                c.chan.destroy();
-                0
-            }
-            _ => fail(libc::EINVAL, -1),
+        if table::destroy_chan(chid, false) {
+            0
+        } else {
+            fail(libc::EINVAL, -1)
         }
     })
 }
@@ -61,13 +59,9 @@ pub extern "C" fn ConnectAttach(
     _flags: c_int,
 ) -> c_int {
     guard(-1, || {
-        if nd != 0 {
-            return fail(libc::ESRCH, -1);
-        }
-        let pid = match pid {
-            0 => std::process::id(),
-            p if p > 0 => p as u32,
-            _ => return fail(libc::ESRCH, -1),
+        let pid = match crate::peer_pid(nd, pid) {
+            Ok(p) => p,
+            Err(e) => return fail(e, -1),
         };
         let node = match node() {
             Ok(n) => n,
@@ -203,6 +197,63 @@ fn receive_errno(e: ReceiveError) -> c_int {
     }
 }
 
+/// MsgReceive and MsgReceivePulse: waits with `next` for what the program
+/// wants (a disconnect pulse it did not ask for is passed over) and stores
+/// it: a pulse as `struct _pulse` (returns 0), a request's bytes (returns
+/// its rcvid).
+///
+/// # Safety
+/// `buf` is writable for `bytes` bytes; `info` is NULL or writable.
+unsafe fn receive_with(
+    chid: c_int,
+    buf: *mut c_void,
+    bytes: usize,
+    info: *mut MsgInfo,
+    next: impl Fn(&am::SyncChannel) -> Result<Received, ReceiveError>,
+) -> c_int {
+    if buf.is_null() && bytes > 0 {
+        return fail(libc::EFAULT, -1);
+    }
+    let entry = match sync_chan(chid) {
+        Ok(c) => c,
+        Err(e) => return fail(e, -1),
+    };
+    let Chan::Sync(c) = &*entry else {
+        return fail(libc::ESRCH, -1);
+    };
+    loop {
+        match next(&c.chan) {
+            Ok(Received::Pulse(p)) if unwanted(c, &p) => continue,
+            Ok(Received::Pulse(p)) => {
+                // SAFETY: the caller's contract.
+                unsafe { store_pulse(&p, buf, bytes, info, chid) };
+                return 0;
+            }
+            Ok(Received::Request(r)) => {
+                // SAFETY: the caller's contract.
+                let n = unsafe { copy_out(r.data(), buf, bytes) };
+                if !info.is_null() {
+                    let len = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+                    let mi = MsgInfo {
+                        pid: r.pid() as libc::pid_t,
+                        chid,
+                        scoid: r.scoid(),
+                        coid: r.scoid(),
+                        msglen: len(n),
+                        srcmsglen: len(r.data().len()),
+                        dstmsglen: len(bytes),
+                        ..MsgInfo::default()
+                    };
+                    // SAFETY: the caller's contract.
+                    unsafe { ptr::write_unaligned(info, mi) };
+                }
+                return table::add_rcvid(entry.clone(), r.rcvid());
+            }
+            Err(e) => return fail(receive_errno(e), -1),
+        }
+    }
+}
+
 /// See `<sys/neutrino.h>`.
 ///
 /// # Safety
@@ -214,48 +265,9 @@ pub unsafe extern "C" fn MsgReceive(
     bytes: usize,
     info: *mut MsgInfo,
 ) -> c_int {
-    guard(-1, || {
-        if msg.is_null() && bytes > 0 {
-            return fail(libc::EFAULT, -1);
-        }
-        let entry = match sync_chan(chid) {
-            Ok(c) => c,
-            Err(e) => return fail(e, -1),
-        };
-        let Chan::Sync(c) = &*entry else {
-            return fail(libc::ESRCH, -1);
-        };
-        loop {
-            match c.chan.receive() {
-                Ok(Received::Pulse(p)) if unwanted(c, &p) => continue,
-                Ok(Received::Pulse(p)) => {
-                    // SAFETY: the caller's contract.
-                    unsafe { store_pulse(&p, msg, bytes, info, chid) };
-                    return 0;
-                }
-                Ok(Received::Request(r)) => {
-                    // SAFETY: the caller's contract.
-                    let n = unsafe { copy_out(r.data(), msg, bytes) };
-                    if !info.is_null() {
-                        let len = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-                        let mi = MsgInfo {
-                            pid: r.pid() as libc::pid_t,
-                            chid,
-                            scoid: r.scoid(),
-                            coid: r.scoid(),
-                            msglen: len(n),
-                            srcmsglen: len(r.data().len()),
-                            dstmsglen: len(bytes),
-                            ..MsgInfo::default()
-                        };
-                        // SAFETY: the caller's contract.
-                        unsafe { ptr::write_unaligned(info, mi) };
-                    }
-                    return table::add_rcvid(entry.clone(), r.rcvid());
-                }
-                Err(e) => return fail(receive_errno(e), -1),
-            }
-        }
+    // SAFETY: the caller's contract.
+    guard(-1, || unsafe {
+        receive_with(chid, msg, bytes, info, |c| c.receive())
     })
 }
 
@@ -271,26 +283,11 @@ pub unsafe extern "C" fn MsgReceivePulse(
     info: *mut MsgInfo,
 ) -> c_int {
     guard(-1, || {
-        if pulse.is_null() && bytes > 0 {
-            return fail(libc::EFAULT, -1);
-        }
-        let entry = match sync_chan(chid) {
-            Ok(c) => c,
-            Err(e) => return fail(e, -1),
-        };
-        let Chan::Sync(c) = &*entry else {
-            return fail(libc::ESRCH, -1);
-        };
-        loop {
-            match c.chan.receive_pulse() {
-                Ok(p) if unwanted(c, &p) => continue,
-                Ok(p) => {
-                    // SAFETY: the caller's contract.
-                    unsafe { store_pulse(&p, pulse, bytes, info, chid) };
-                    return 0;
-                }
-                Err(e) => return fail(receive_errno(e), -1),
-            }
+        // SAFETY: the caller's contract.
+        unsafe {
+            receive_with(chid, pulse, bytes, info, |c| {
+                c.receive_pulse().map(Received::Pulse)
+            })
         }
     })
 }
@@ -571,9 +568,8 @@ pub unsafe extern "C" fn name_detach(attach: *mut NameAttach, _flags: c_uint) ->
         }
         // SAFETY: the caller's contract.
         let chid = unsafe { (*attach).chid };
-        match table::remove_chan_if(chid, |c| matches!(c, Chan::Sync(_))).as_deref() {
-            Some(Chan::Sync(c)) => c.chan.destroy(),
-            _ => return fail(libc::EINVAL, -1),
+        if !table::destroy_chan(chid, false) {
+            return fail(libc::EINVAL, -1);
         }
         // SAFETY: made by `Box::into_raw` in `name_attach`, freed once (its
         // channel was still in the table).

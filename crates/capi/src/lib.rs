@@ -49,6 +49,16 @@ pub(crate) fn connect_errno(e: &am::ConnectError) -> c_int {
     }
 }
 
+/// The process a connection goes to: `pid` 0 is this one; `nd` must be this
+/// node (ESRCH otherwise).
+pub(crate) fn peer_pid(nd: u32, pid: libc::pid_t) -> Result<u32, c_int> {
+    match (nd, pid) {
+        (0, 0) => Ok(std::process::id()),
+        (0, p) if p > 0 => Ok(p as u32),
+        _ => Err(libc::ESRCH),
+    }
+}
+
 /// The process's node, made on first use.
 pub(crate) fn node() -> Result<&'static am::Node, c_int> {
     static NODE: OnceLock<am::Node> = OnceLock::new();

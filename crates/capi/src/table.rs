@@ -17,6 +17,31 @@ pub(crate) enum Chan {
     Sync(SyncChan),
 }
 
+impl Chan {
+    fn is_async(&self) -> bool {
+        matches!(self, Chan::Async(_))
+    }
+
+    fn destroy(&self) {
+        match self {
+            Chan::Async(c) => c.chan.destroy(),
+            Chan::Sync(c) => c.chan.destroy(),
+        }
+    }
+}
+
+/// Removes and destroys channel `chid` if it is of the kind asked for
+/// (asynchronous or not); whether it was.
+pub(crate) fn destroy_chan(chid: c_int, asynchronous: bool) -> bool {
+    match remove_chan_if(chid, |c| c.is_async() == asynchronous) {
+        Some(c) => {
+            c.destroy();
+            true
+        }
+        None => false,
+    }
+}
+
 pub(crate) struct AsyncChan {
     pub chan: am::Channel,
     pub buffer_size: usize,
@@ -141,7 +166,7 @@ pub(crate) fn remove_chan(chid: c_int) -> Option<Arc<Chan>> {
 }
 
 /// Removes `chid` only if it names a channel `keep` accepts.
-pub(crate) fn remove_chan_if(chid: c_int, keep: impl Fn(&Chan) -> bool) -> Option<Arc<Chan>> {
+fn remove_chan_if(chid: c_int, keep: impl Fn(&Chan) -> bool) -> Option<Arc<Chan>> {
     let mut t = write(&tables().chans);
     if t.get(&chid).is_some_and(|c| keep(c)) {
         let r = t.remove(&chid);
