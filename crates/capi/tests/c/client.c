@@ -17,28 +17,13 @@
  *     nothing is lost silently: the flush fails with ESRCH, every message
  *     is called back with ESRCH, and later calls fail with ESRCH.
  */
-#include <errno.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <sys/asyncmsg.h>
 #include <sys/dispatch.h>
 #include <sys/neutrino.h>
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            int check_errno = errno;                                                \
-            printf("%s:%d: CHECK(%s) failed (errno %d: %s)\n", __FILE__, __LINE__,  \
-                   #cond, check_errno, strerror(check_errno));                      \
-            fflush(stdout);                                                         \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
+#include "check.h"
 
 /* Like CHECK, but returns 1 (after printing) instead of exiting. */
 #define SOFT_CHECK(cond)                                                            \
@@ -46,20 +31,6 @@
             : (printf("%s:%d: CHECK(%s) failed (errno %d: %s)\n", __FILE__, __LINE__, \
                       #cond, errno, strerror(errno)),                               \
                1))
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-#define WAIT_FOR(cond)                                                              \
-    do {                                                                            \
-        long long wait_until = now_ms() + 5000;                                     \
-        while (!(cond) && now_ms() < wait_until)                                    \
-            usleep(1000);                                                           \
-    } while (0)
 
 #define ATTACH_POINT "asyncmsg_capi_test"
 #define GET_CHID 2

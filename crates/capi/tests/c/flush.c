@@ -7,41 +7,12 @@
  * 2. asyncmsg_flush(coid, 0) from a second thread returns only once the
  *    receiver (this thread) took the messages.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <sys/asyncmsg.h>
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            int check_errno = errno;                                                \
-            printf("%s:%d: CHECK(%s) failed (errno %d: %s)\n", __FILE__, __LINE__,  \
-                   #cond, check_errno, strerror(check_errno));                      \
-            fflush(stdout);                                                         \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-#define WAIT_FOR(cond)                                                              \
-    do {                                                                            \
-        long long wait_until = now_ms() + 5000;                                     \
-        while (!(cond) && now_ms() < wait_until)                                    \
-            usleep(1000);                                                           \
-    } while (0)
+#include "check.h"
 
 static atomic_int called;
 static atomic_int failed;

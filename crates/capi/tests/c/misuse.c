@@ -2,43 +2,14 @@
  * misuse: every misuse fails with -1 (or NULL) and the documented errno,
  * and nothing crashes. Each check prints the call and what it returned.
  */
-#include <errno.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <sys/asyncmsg.h>
 #include <sys/dispatch.h>
 #include <sys/neutrino.h>
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            int check_errno = errno;                                                \
-            printf("%s:%d: CHECK(%s) failed (errno %d: %s)\n", __FILE__, __LINE__,  \
-                   #cond, check_errno, strerror(check_errno));                      \
-            fflush(stdout);                                                         \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-#define WAIT_FOR(cond)                                                              \
-    do {                                                                            \
-        long long wait_until = now_ms() + 5000;                                     \
-        while (!(cond) && now_ms() < wait_until)                                    \
-            usleep(1000);                                                           \
-    } while (0)
+#include "check.h"
 
 static const char *errname(int e)
 {

@@ -3,54 +3,10 @@
  * the put: the parts may change afterwards); its callback gets the iov
  * array as its buf and the put's handle.
  */
-#include <errno.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <sys/asyncmsg.h>
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            int check_errno = errno;                                                \
-            printf("%s:%d: CHECK(%s) failed (errno %d: %s)\n", __FILE__, __LINE__,  \
-                   #cond, check_errno, strerror(check_errno));                      \
-            fflush(stdout);                                                         \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-#define WAIT_FOR(cond)                                                              \
-    do {                                                                            \
-        long long wait_until = now_ms() + 5000;                                     \
-        while (!(cond) && now_ms() < wait_until)                                    \
-            usleep(1000);                                                           \
-    } while (0)
-
-static atomic_int called;
-static int cb_err = -1;
-static void *cb_buf;
-static unsigned cb_handle;
-
-static int callback(int err, void *buf, unsigned handle)
-{
-    cb_err = err;
-    cb_buf = buf;
-    cb_handle = handle;
-    atomic_fetch_add(&called, 1);
-    return 0;
-}
+#define CHECK_RECORD_CALLBACK
+#include "check.h"
 
 static char part1[] = "Hello, ";
 static char part2[] = "asynchronous ";

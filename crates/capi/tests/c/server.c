@@ -18,26 +18,12 @@
  *     channels and everything put to them (its clients find it gone);
  *   - anything else: ENOSYS.
  */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include <sys/asyncmsg.h>
 #include <sys/dispatch.h>
 #include <sys/iomsg.h>
 #include <sys/neutrino.h>
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            int check_errno = errno;                                                \
-            printf("%s:%d: CHECK(%s) failed (errno %d: %s)\n", __FILE__, __LINE__,  \
-                   #cond, check_errno, strerror(check_errno));                      \
-            fflush(stdout);                                                         \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
+#include "check.h"
 
 #define ATTACH_POINT "asyncmsg_capi_test"
 #define ASYNC_PULSE_CODE (_PULSE_CODE_MINAVAIL + 3)

@@ -4,28 +4,13 @@
  * time is up; the channel's pulse says so, and one asyncmsg_get returns
  * all four.
  */
-#include <errno.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <sys/asyncmsg.h>
 #include <sys/neutrino.h>
 #include <sys/siginfo.h>
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            int check_errno = errno;                                                \
-            printf("%s:%d: CHECK(%s) failed (errno %d: %s)\n", __FILE__, __LINE__,  \
-                   #cond, check_errno, strerror(check_errno));                      \
-            fflush(stdout);                                                         \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
+#include "check.h"
 
 static long long now_ns(void)
 {
@@ -33,13 +18,6 @@ static long long now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
-
-#define WAIT_FOR(cond)                                                              \
-    do {                                                                            \
-        long long wait_until = now_ns() + 5000000000LL;                             \
-        while (!(cond) && now_ns() < wait_until)                                    \
-            usleep(1000);                                                           \
-    } while (0)
 
 #define TIMER_PULSE_CODE (_PULSE_CODE_MINAVAIL + 1)
 
