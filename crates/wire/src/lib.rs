@@ -1,0 +1,1 @@
+//! asyncmsg-wire (being written).

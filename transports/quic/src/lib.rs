@@ -1,0 +1,1 @@
+//! asyncmsg-quic (being written).
