@@ -37,7 +37,7 @@
 
 use asyncmsg_wire::{
     Accept, Close, DEFAULT_MAX_FRAME, DataBatch, DataBuilder, Decoder, Frame, Hello,
-    PROTOCOL_VERSION, Refuse, Target, WireError, encode_accept, encode_ack, encode_close,
+    PROTOCOL_VERSION, Refuse, Target, Triggers, WireError, encode_accept, encode_ack, encode_close,
     encode_hello, encode_refuse,
 };
 use libfuzzer_sys::arbitrary::{Result as ArbResult, Unstructured};
@@ -141,6 +141,11 @@ fn build_frame(u: &mut Unstructured<'_>, out: &mut Vec<u8>) -> ArbResult<()> {
                 },
                 max_buffers: u.arbitrary()?,
                 next_seq: u.arbitrary()?,
+                triggers: Triggers {
+                    count: u.arbitrary()?,
+                    time_ns: u.arbitrary()?,
+                    interval_ns: u.arbitrary()?,
+                },
             },
             out,
         ),

@@ -7,7 +7,7 @@ use crate::error::postcard_message;
 use crate::frame::{DATA_BODY_HEADER_LEN, DATA_FLAGS};
 use crate::{
     Accept, Close, DataBatch, Frame, HEADER_LEN, Hello, Kind, MAX_REASON, PROTOCOL_VERSION, Refuse,
-    WireError,
+    Triggers, WireError,
 };
 
 /// The default limit on a frame's `len` (kind and body): 64 MiB.
@@ -434,6 +434,13 @@ fn parse(frame: &[u8]) -> Result<Frame<'_>, WireError> {
             Ok(Frame::Ack(u64::from_le_bytes(taken)))
         }
         Kind::Data => parse_data(body).map(Frame::Data),
+        Kind::Triggers => decode_control::<Triggers>(body).map(Frame::Triggers),
+        Kind::Flush => {
+            let upto: [u8; 8] = body
+                .try_into()
+                .map_err(|_| WireError::Malformed("FLUSH body is not 8 bytes"))?;
+            Ok(Frame::Flush(u64::from_le_bytes(upto)))
+        }
     }
 }
 

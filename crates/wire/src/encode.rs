@@ -5,7 +5,9 @@ use core::fmt;
 use serde::Serialize;
 
 use crate::frame::{DATA_BODY_HEADER_LEN, DATA_REDELIVERED};
-use crate::{Accept, Close, Frame, HEADER_LEN, Hello, Kind, MAX_REASON, Refuse, WireError};
+use crate::{
+    Accept, Close, Frame, HEADER_LEN, Hello, Kind, MAX_REASON, Refuse, Triggers, WireError,
+};
 
 /// Bytes a `DATA` frame takes before its first message: `len`, kind,
 /// `first_seq`, `count`, `flags`.
@@ -61,6 +63,7 @@ pub const ACK_ENCODED_LEN: usize = HEADER_LEN + 8;
 ///     target: Target::Chid(1),
 ///     max_buffers: 16,
 ///     next_seq: 0,
+///     triggers: Default::default(),
 /// };
 /// let mut buf = Vec::new();
 /// encode_hello(&hello, &mut buf);
@@ -128,6 +131,46 @@ pub fn encode_close(close: &Close, out: &mut Vec<u8>) {
     encode_control(Kind::Close, &(close.errno, reason), out);
 }
 
+/// Appends a `TRIGGERS` frame: the connection's triggers from the next
+/// message on.
+///
+/// # Example
+/// ```
+/// use asyncmsg_wire::{Decoder, Frame, Triggers, encode_triggers};
+///
+/// let t = Triggers { count: 8, time_ns: 0, interval_ns: 0 };
+/// let mut buf = Vec::new();
+/// encode_triggers(&t, &mut buf);
+/// let mut dec = Decoder::default();
+/// dec.feed(&buf);
+/// assert_eq!(dec.next()?, Some(Frame::Triggers(t)));
+/// # Ok::<(), asyncmsg_wire::WireError>(())
+/// ```
+pub fn encode_triggers(triggers: &Triggers, out: &mut Vec<u8>) {
+    encode_control(Kind::Triggers, triggers, out);
+}
+
+/// Appends a `FLUSH` frame: trigger once every sequence below `upto` is in.
+///
+/// # Example
+/// ```
+/// use asyncmsg_wire::{ACK_ENCODED_LEN, Decoder, Frame, encode_flush};
+///
+/// let mut buf = Vec::new();
+/// encode_flush(12, &mut buf);
+/// assert_eq!(buf.len(), ACK_ENCODED_LEN);
+/// let mut dec = Decoder::default();
+/// dec.feed(&buf);
+/// assert_eq!(dec.next()?, Some(Frame::Flush(12)));
+/// # Ok::<(), asyncmsg_wire::WireError>(())
+/// ```
+pub fn encode_flush(upto: u64, out: &mut Vec<u8>) {
+    out.reserve(ACK_ENCODED_LEN);
+    out.extend_from_slice(&9u32.to_le_bytes());
+    out.push(Kind::Flush.as_u8());
+    out.extend_from_slice(&upto.to_le_bytes());
+}
+
 /// Appends an `ACK` frame: every sequence below `taken` was taken.
 ///
 /// # Example
@@ -175,6 +218,7 @@ impl Hello {
     ///     target: Target::Name("a/b".into()),
     ///     max_buffers: 1,
     ///     next_seq: u64::MAX,
+    ///     triggers: Default::default(),
     /// };
     /// let mut buf = Vec::new();
     /// encode_hello(&hello, &mut buf);
@@ -268,6 +312,8 @@ impl Frame<'_> {
             Self::Accept(a) => encode_accept(a, out),
             Self::Refuse(r) => encode_refuse(r, out),
             Self::Ack(taken) => encode_ack(*taken, out),
+            Self::Triggers(t) => encode_triggers(t, out),
+            Self::Flush(upto) => encode_flush(*upto, out),
             Self::Close(c) => encode_close(c, out),
             Self::Data(batch) => {
                 let body = batch.as_bytes();
@@ -293,7 +339,12 @@ impl Frame<'_> {
             Self::Hello(h) => h.encoded_len(),
             Self::Accept(a) => a.encoded_len(),
             Self::Refuse(r) => r.encoded_len(),
-            Self::Ack(_) => ACK_ENCODED_LEN,
+            Self::Ack(_) | Self::Flush(_) => ACK_ENCODED_LEN,
+            Self::Triggers(t) => {
+                let mut v = Vec::new();
+                encode_triggers(t, &mut v);
+                v.len()
+            }
             Self::Close(c) => c.encoded_len(),
             Self::Data(batch) => HEADER_LEN + batch.as_bytes().len(),
         }

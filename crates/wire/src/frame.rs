@@ -35,6 +35,10 @@ pub enum Kind {
     Data = 5,
     /// Graceful end of the connection.
     Close = 6,
+    /// The connection's triggers change, from the next message on.
+    Triggers = 7,
+    /// The sender flushed: trigger once every sequence below it is in.
+    Flush = 8,
 }
 
 impl Kind {
@@ -45,7 +49,7 @@ impl Kind {
     /// use asyncmsg_wire::Kind;
     ///
     /// assert_eq!(Kind::from_u8(1), Some(Kind::Hello));
-    /// assert_eq!(Kind::from_u8(7), None);
+    /// assert_eq!(Kind::from_u8(9), None);
     /// ```
     #[must_use]
     pub const fn from_u8(b: u8) -> Option<Self> {
@@ -56,6 +60,8 @@ impl Kind {
             4 => Self::Ack,
             5 => Self::Data,
             6 => Self::Close,
+            7 => Self::Triggers,
+            8 => Self::Flush,
             _ => return None,
         })
     }
@@ -100,6 +106,26 @@ pub enum Target {
     Chid(i32),
 }
 
+/// A connection's triggers (QNX `trigger_num_msg`, `trigger_time`): the
+/// receiving node runs them, where it knows what its getters took.
+///
+/// # Example
+/// ```
+/// use asyncmsg_wire::Triggers;
+///
+/// let t = Triggers { count: 64, time_ns: 2_000_000, interval_ns: 0 };
+/// assert_eq!(t.count, 64);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Triggers {
+    /// Trigger when this many messages wait (0: no count trigger).
+    pub count: u32,
+    /// Trigger this long after the first waiting message (0: none).
+    pub time_ns: u64,
+    /// And then every this long while messages wait (0: once).
+    pub interval_ns: u64,
+}
+
 /// Body of a `HELLO` frame: the connector's first frame on a stream.
 ///
 /// The `version` field is encoded first, and stays first in every future
@@ -117,6 +143,7 @@ pub enum Target {
 ///     target: Target::Name("sensors".into()),
 ///     max_buffers: 64,
 ///     next_seq: 0,
+///     triggers: Default::default(),
 /// };
 /// let mut buf = Vec::new();
 /// asyncmsg_wire::encode_hello(&hello, &mut buf);
@@ -139,6 +166,8 @@ pub struct Hello {
     /// Sequence number of the oldest message the sender still holds (the
     /// first it sends on this stream).
     pub next_seq: u64,
+    /// The connection's triggers.
+    pub triggers: Triggers,
 }
 
 /// Body of an `ACCEPT` frame: the receiver takes the connection.
@@ -281,6 +310,10 @@ pub enum Frame<'a> {
     Data(DataBatch<'a>),
     /// Graceful end of the connection.
     Close(Close),
+    /// New triggers, from the next message on.
+    Triggers(Triggers),
+    /// Trigger once every sequence below this one is in.
+    Flush(u64),
 }
 
 impl Frame<'_> {
@@ -309,6 +342,8 @@ impl Frame<'_> {
             Self::Ack(t) => Frame::Ack(t),
             Self::Data(b) => Frame::Data(b.into_owned()),
             Self::Close(c) => Frame::Close(c),
+            Self::Triggers(t) => Frame::Triggers(t),
+            Self::Flush(upto) => Frame::Flush(upto),
         }
     }
 
@@ -327,6 +362,8 @@ impl Frame<'_> {
             Self::Accept(_) => Kind::Accept,
             Self::Refuse(_) => Kind::Refuse,
             Self::Ack(_) => Kind::Ack,
+            Self::Triggers(_) => Kind::Triggers,
+            Self::Flush(_) => Kind::Flush,
             Self::Data(_) => Kind::Data,
             Self::Close(_) => Kind::Close,
         }

@@ -15,12 +15,14 @@
 //!
 //! | kind | byte | body |
 //! |---|---|---|
-//! | `HELLO` | 1 | postcard [`Hello`]: `version` (first, always), `sender`, `pid`, `coid`, `target`, `max_buffers`, `next_seq` |
+//! | `HELLO` | 1 | postcard [`Hello`]: `version` (first, always), `sender`, `pid`, `coid`, `target`, `max_buffers`, `next_seq`, `triggers` |
 //! | `ACCEPT` | 2 | postcard [`Accept`]: `version` (first, always), `receiver`, `pid`, `chid`, `buffer_size`, `expect_seq` |
 //! | `REFUSE` | 3 | postcard [`Refuse`]: `errno`, `reason` (at most [`MAX_REASON`] bytes) |
 //! | `ACK` | 4 | `taken: u64`: every sequence below it was taken |
 //! | `DATA` | 5 | `first_seq: u64`, `count: u32` (≥ 1), `flags: u8` (bit 0: redelivered), then `count` × (`len: u32`, `len` bytes) |
 //! | `CLOSE` | 6 | postcard [`Close`]: `errno`, `reason` (at most [`MAX_REASON`] bytes) |
+//! | `TRIGGERS` | 7 | postcard [`Triggers`]: `count`, `time_ns`, `interval_ns` (from the next message on) |
+//! | `FLUSH` | 8 | `upto: u64`: trigger once every sequence below it is in |
 //!
 //! A decoder rejects, with a [`WireError`] that ends the link (SPEC B21):
 //! a `len` of 0 or above `max_frame` (as soon as the 4-byte prefix is there),
@@ -56,6 +58,7 @@
 //!         target: Target::Name("sensors".into()),
 //!         max_buffers: 64,
 //!         next_seq: 0,
+//!         triggers: Triggers::default(),
 //!     },
 //!     &mut out,
 //! );
@@ -100,10 +103,11 @@ mod frame;
 pub use decode::{DEFAULT_MAX_FRAME, Decoder};
 pub use encode::{
     ACK_ENCODED_LEN, DATA_HEADER_LEN, DataBuilder, MESSAGE_HEADER_LEN, data_encoded_len,
-    encode_accept, encode_ack, encode_close, encode_hello, encode_refuse,
+    encode_accept, encode_ack, encode_close, encode_flush, encode_hello, encode_refuse,
+    encode_triggers,
 };
 pub use error::WireError;
-pub use frame::{Accept, Close, DataBatch, Frame, Hello, Kind, Messages, Refuse, Target};
+pub use frame::{Accept, Close, DataBatch, Frame, Hello, Kind, Messages, Refuse, Target, Triggers};
 
 /// The protocol version this crate speaks, carried first in `HELLO` and
 /// `ACCEPT`.

@@ -22,8 +22,8 @@ fn first_error(bytes: &[u8]) -> WireError {
     end.expect_err("the input should be rejected")
 }
 
-/// A valid HELLO body: version 1, zeroes, target Chid(0).
-const HELLO_BODY: [u8; 8] = [1, 0, 0, 0, 1, 0, 0, 0];
+/// A valid HELLO body: version 1, zeroes, target Chid(0), no triggers.
+const HELLO_BODY: [u8; 11] = [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
 /// A valid ACCEPT body: version 1, zeroes.
 const ACCEPT_BODY: [u8; 6] = [1, 0, 0, 0, 0, 0];
 /// A valid REFUSE or CLOSE body: errno 0, empty reason.
@@ -42,6 +42,8 @@ fn hand_made_bodies_are_valid() {
         (3, &REASON_BODY[..]),
         (6, &REASON_BODY[..]),
         (4, &[0; 8][..]),
+        (7, &[0, 0, 0][..]),
+        (8, &[0; 8][..]),
     ] {
         dec.feed(&frame(kind, body));
         let f = dec.next().unwrap().unwrap();
@@ -96,7 +98,7 @@ fn a_data_frame_over_max_frame_is_oversize() {
 
 #[test]
 fn unknown_kinds_are_named() {
-    for kind in [0u8, 7, 0x80, 0xff] {
+    for kind in [0u8, 9, 0x80, 0xff] {
         assert_eq!(
             first_error(&frame(kind, b"body")),
             WireError::UnknownKind(kind)
@@ -137,6 +139,7 @@ fn hello_and_accept_with_another_version_are_unsupported() {
             target: Target::Name("x".into()),
             max_buffers: 1,
             next_seq: 0,
+            triggers: asyncmsg_wire::Triggers::default(),
         },
         &mut wire,
     );
@@ -201,7 +204,7 @@ fn trailing_bytes_in_a_control_frame_are_malformed() {
 #[test]
 fn non_canonical_varints_are_malformed() {
     // pid 0 written on two bytes.
-    let hello = [1, 0, 0x80, 0x00, 0, 1, 0, 0, 0];
+    let hello = [1, 0, 0x80, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
     let e = WireError::Malformed("control frame is not canonically encoded");
     assert_eq!(first_error(&frame(1, &hello)), e);
     // version 1 written on two bytes.

@@ -42,6 +42,7 @@ fn hello_with_channel_id_and_extremes() {
         target: Target::Chid(-1),
         max_buffers: u32::MAX,
         next_seq: u64::MAX,
+        triggers: asyncmsg_wire::Triggers::default(),
     };
     let frames = [Model::Hello(hello.clone())];
     let (wire, _) = encode_all(&frames);

@@ -4,8 +4,9 @@
 #![allow(dead_code, reason = "each test file uses a part")]
 
 use asyncmsg_wire::{
-    Accept, Close, DataBuilder, Decoder, Frame, Hello, PROTOCOL_VERSION, Refuse, Target, WireError,
-    encode_accept, encode_ack, encode_close, encode_hello, encode_refuse,
+    Accept, Close, DataBuilder, Decoder, Frame, Hello, PROTOCOL_VERSION, Refuse, Target, Triggers,
+    WireError, encode_accept, encode_ack, encode_close, encode_flush, encode_hello, encode_refuse,
+    encode_triggers,
 };
 use proptest::prelude::*;
 
@@ -22,6 +23,8 @@ pub enum Model {
         msgs: Vec<Vec<u8>>,
     },
     Close(Close),
+    Triggers(Triggers),
+    Flush(u64),
 }
 
 impl Model {
@@ -32,6 +35,8 @@ impl Model {
             Self::Refuse(r) => encode_refuse(r, out),
             Self::Ack(t) => encode_ack(*t, out),
             Self::Close(c) => encode_close(c, out),
+            Self::Triggers(t) => encode_triggers(t, out),
+            Self::Flush(u) => encode_flush(*u, out),
             Self::Data {
                 first_seq,
                 redelivered,
@@ -54,6 +59,8 @@ impl Model {
             Frame::Refuse(r) => Self::Refuse(r.clone()),
             Frame::Ack(t) => Self::Ack(*t),
             Frame::Close(c) => Self::Close(c.clone()),
+            Frame::Triggers(t) => Self::Triggers(*t),
+            Frame::Flush(u) => Self::Flush(*u),
             Frame::Data(b) => Self::Data {
                 first_seq: b.first_seq(),
                 redelivered: b.redelivered(),
@@ -103,6 +110,14 @@ pub fn decode_chunks(
     (got, end)
 }
 
+pub fn triggers() -> impl Strategy<Value = Triggers> {
+    (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(count, time_ns, interval_ns)| Triggers {
+        count,
+        time_ns,
+        interval_ns,
+    })
+}
+
 pub fn small_string() -> impl Strategy<Value = String> {
     // At most 200 chars of up to 4 bytes: within MAX_REASON.
     "\\PC{0,200}"
@@ -123,16 +138,20 @@ pub fn hello() -> impl Strategy<Value = Hello> {
         target(),
         any::<u32>(),
         any::<u64>(),
+        triggers(),
     )
-        .prop_map(|(sender, pid, coid, target, max_buffers, next_seq)| Hello {
-            version: PROTOCOL_VERSION,
-            sender,
-            pid,
-            coid,
-            target,
-            max_buffers,
-            next_seq,
-        })
+        .prop_map(
+            |(sender, pid, coid, target, max_buffers, next_seq, triggers)| Hello {
+                version: PROTOCOL_VERSION,
+                sender,
+                pid,
+                coid,
+                target,
+                max_buffers,
+                next_seq,
+                triggers,
+            },
+        )
 }
 
 pub fn accept() -> impl Strategy<Value = Accept> {
@@ -175,6 +194,8 @@ pub fn model() -> impl Strategy<Value = Model> {
         1 => accept().prop_map(Model::Accept),
         1 => (any::<i32>(), small_string()).prop_map(|(e, r)| Model::Refuse(Refuse::new(e, r))),
         1 => any::<u64>().prop_map(Model::Ack),
+        1 => triggers().prop_map(Model::Triggers),
+        1 => any::<u64>().prop_map(Model::Flush),
         1 => (any::<i32>(), small_string()).prop_map(|(e, r)| Model::Close(Close::new(e, r))),
         3 => data(),
     ]
@@ -190,6 +211,7 @@ pub fn sample_frames() -> Vec<Model> {
             target: Target::Name("sensors".into()),
             max_buffers: 64,
             next_seq: 1000,
+            triggers: Triggers::default(),
         }),
         Model::Accept(Accept {
             version: PROTOCOL_VERSION,
