@@ -390,12 +390,19 @@ impl Message {
     /// Sender, channel, lengths and sequence number.
     pub fn info(&self) -> MsgInfo {
         let len = self.len();
-        let (pid, chid, coid, scoid) = match &self.src {
-            Source::Local(c) => (c.pid, c.channel().1, c.coid, c.coid),
-            Source::Remote(r) => (r.pid, r.chid, r.coid, r.scoid),
+        let (nd, pid, chid, coid, scoid, redelivered) = match &self.src {
+            Source::Local(c) => {
+                // SAFETY: as in `data`: the slot holds the sender's item while
+                // `self` lives.
+                let again = unsafe { c.ring.get(self.seq) }
+                    .and_then(|i| i.extra.as_ref())
+                    .is_some_and(|e| e.redelivered);
+                (c.nd, c.pid, c.channel().1, c.coid, c.coid, again)
+            }
+            Source::Remote(r) => (0, r.pid, r.chid, r.coid, r.scoid, false),
         };
         MsgInfo {
-            nd: 0,
+            nd,
             pid,
             tid: 0,
             chid,
@@ -404,7 +411,7 @@ impl Message {
             msglen: len,
             srcmsglen: len,
             seq: self.seq,
-            redelivered: false,
+            redelivered,
         }
     }
 
@@ -826,6 +833,13 @@ impl Channel {
     /// A one-line dump of the channel's and its connections' counters, for
     /// diagnosing a stalled run. The format is not stable.
     #[doc(hidden)]
+    /// How many connections have a batch waiting for a get (a test's way to
+    /// wait for batches in flight to arrive).
+    #[doc(hidden)]
+    pub fn debug_ready(&self) -> usize {
+        lock(&self.shared.state).core.ready().count()
+    }
+
     pub fn debug_state(&self) -> String {
         let st = lock(&self.shared.state);
         let mut out = format!(

@@ -18,6 +18,9 @@ use crate::node::Node;
 
 static NEXT_COID: AtomicI32 = AtomicI32::new(1);
 
+/// [`ConnectionAttr::retry_for`]'s default.
+pub(crate) const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(30);
+
 /// A process-unique connection id.
 pub(crate) fn next_coid() -> i32 {
     NEXT_COID.fetch_add(1, Ordering::Relaxed)
@@ -99,6 +102,11 @@ pub struct ConnectionAttr {
     pub(crate) callback: Option<Callback>,
     /// The connection id to use instead of a fresh one (the C API's coids).
     pub(crate) coid: Option<i32>,
+    /// Whom the messages come from, when not from this process: (nd, pid).
+    pub(crate) origin: Option<(u32, u32)>,
+    /// How long a connection to another node keeps messages while it cannot
+    /// reach it (store and forward, B20).
+    pub(crate) retry_for: Duration,
 }
 
 impl Default for ConnectionAttr {
@@ -112,6 +120,8 @@ impl Default for ConnectionAttr {
             nonblocking: false,
             callback: None,
             coid: None,
+            origin: None,
+            retry_for: DEFAULT_RETRY_FOR,
         }
     }
 }
@@ -158,6 +168,39 @@ impl ConnectionAttr {
         self.trigger_interval = None;
         self
     }
+    /// How long a connection to another node (`quic://`) keeps its messages
+    /// and retries while the node cannot be reached (B20, store and
+    /// forward): puts go on succeeding up to `max_buffers`; once the node is
+    /// back, what it has not taken is sent again, in order, once. After `d`
+    /// without reaching it, every message still held is called back with
+    /// [`ErrorKind::PeerLost`] and the connection closes. Default 30 s.
+    /// Connections within a host notice a dead peer at once and do not wait.
+    ///
+    /// ```
+    /// use asyncmsg::ConnectionAttr;
+    /// use std::time::Duration;
+    /// let attr = ConnectionAttr::default().retry_for(Duration::from_secs(300));
+    /// assert_eq!(attr.get_retry_for(), Duration::from_secs(300));
+    /// ```
+    pub fn retry_for(mut self, d: Duration) -> Self {
+        self.retry_for = d;
+        self
+    }
+
+    /// The store-and-forward deadline ([`retry_for`](Self::retry_for)).
+    pub fn get_retry_for(&self) -> Duration {
+        self.retry_for
+    }
+
+    /// Marks the connection's messages as coming from process `pid` of node
+    /// `nd` (what receivers see in [`MsgInfo`](crate::MsgInfo)): for the
+    /// connections that carry another node's messages into a channel here.
+    #[doc(hidden)]
+    pub fn with_origin(mut self, nd: u32, pid: u32) -> Self {
+        self.origin = Some((nd, pid));
+        self
+    }
+
     /// Uses `coid` as the connection's id (what receivers see in
     /// [`MsgInfo::coid`](crate::MsgInfo::coid)) instead of a fresh one: for the C
     /// API, whose coids the program chooses (`asyncmsg_connect_attach`'s
@@ -202,7 +245,7 @@ impl ConnectionAttr {
         self.callback.is_some()
     }
 
-    fn send_config(&self) -> SendConfig {
+    pub(crate) fn send_config(&self) -> SendConfig {
         SendConfig {
             max_buffers: self.max_buffers,
             trigger_count: self.trigger_count,
@@ -269,14 +312,19 @@ impl Connection {
         attr: ConnectionAttr,
     ) -> Result<Connection, ConnectError> {
         check_attr(&attr)?;
-        let shared = Arc::new(ConnShared::new(
+        let mut conn = ConnShared::new(
             attr.coid.unwrap_or_else(next_coid),
             attr.nonblocking,
             attr.send_config(),
             attr.callback.clone(),
             Peer::Local(chan.clone()),
             node.shared.clone(),
-        ));
+        );
+        if let Some((nd, pid)) = attr.origin {
+            conn.nd = nd;
+            conn.pid = pid;
+        }
+        let shared = Arc::new(conn);
         {
             let mut st = lock(&chan.state);
             if st.core.is_destroyed() {
@@ -289,6 +337,35 @@ impl Connection {
             shared,
             _node: node.clone(),
         })
+    }
+
+    /// A connection over QUIC to a channel of another node.
+    pub(crate) fn attach_net(
+        node: &Node,
+        link: Arc<crate::quic::NetLink>,
+        attr: &ConnectionAttr,
+        coid: i32,
+    ) -> Connection {
+        // Every put goes out at once: the receiving node runs the triggers
+        // (only it knows when its getters take), see `crate::quic`.
+        let cfg = asyncmsg_core::SendConfig {
+            trigger_count: 1,
+            trigger_time: None,
+            trigger_interval: None,
+            ..attr.send_config()
+        };
+        let shared = Arc::new(ConnShared::new(
+            coid,
+            attr.nonblocking,
+            cfg,
+            attr.callback.clone(),
+            Peer::Net(link),
+            node.shared.clone(),
+        ));
+        Connection {
+            shared,
+            _node: node.clone(),
+        }
     }
 
     /// A connection over a shared-memory link to a channel of another process.
@@ -434,6 +511,25 @@ impl Connection {
         may_wait: bool,
         timeout: Option<Duration>,
     ) -> Result<(), PutError> {
+        self.put_full(buf, handle, once, may_wait, timeout, false)
+    }
+
+    /// Puts without waiting a message that may have been delivered before
+    /// (what receivers see in [`MsgInfo::redelivered`](crate::MsgInfo)).
+    #[doc(hidden)]
+    pub fn try_put_redelivered(&self, buf: SendBuf, handle: u64) -> Result<(), PutError> {
+        self.put_full(buf, handle, None, false, None, true)
+    }
+
+    fn put_full(
+        &self,
+        buf: SendBuf,
+        handle: u64,
+        once: Option<crate::link::Owned<OnceCallback>>,
+        may_wait: bool,
+        timeout: Option<Duration>,
+        redelivered: bool,
+    ) -> Result<(), PutError> {
         // The deadline is computed at the first wait: most puts never wait, and
         // reading the clock costs more than the rest of a put.
         let mut deadline: Option<Instant> = None;
@@ -450,13 +546,17 @@ impl Connection {
                 Ok(spill) => spill,
                 Err(()) => return Err(PutError::NoMemory(buf)),
             },
-            Peer::Local(_) => None,
+            Peer::Local(_) | Peer::Net(_) => None,
         };
         // A put from the delivery thread must not wait for slots only that thread
         // frees.
         let may_wait = may_wait && !c.delivery().on_delivery_thread();
-        let extra = if once.is_some() || spill.is_some() {
-            Some(Box::new(crate::link::Extra { once, spill }))
+        let extra = if once.is_some() || spill.is_some() || redelivered {
+            Some(Box::new(crate::link::Extra {
+                once,
+                spill,
+                redelivered,
+            }))
         } else {
             None
         };
@@ -615,10 +715,17 @@ impl Connection {
             }
             c.refresh(&mut st);
             let (p, target) = st.core.flush();
+            if let Peer::Net(link) = &c.peer {
+                // The receiving node triggers once it has everything below.
+                link.flush_marker(target);
+            }
             (c.publish_locked(p), target)
         };
         if announce {
             c.announce();
+        }
+        if let Peer::Net(link) = &c.peer {
+            link.announce();
         }
         Ok(target)
     }
@@ -672,7 +779,13 @@ impl Connection {
     /// The attributes in force (QNX `asyncmsg_connect_attr` get).
     pub fn attr(&self) -> ConnectionAttr {
         let st = lock(&self.shared.send);
-        let cfg = *st.core.config();
+        let mut cfg = *st.core.config();
+        if let Peer::Net(link) = &self.shared.peer {
+            let t = link.triggers();
+            cfg.trigger_count = t.trigger_count;
+            cfg.trigger_time = t.trigger_time;
+            cfg.trigger_interval = t.trigger_interval;
+        }
         let callback = self.shared.callback_of(st.generation);
         ConnectionAttr {
             max_buffers: cfg.max_buffers,
@@ -682,6 +795,12 @@ impl Connection {
             nonblocking: self.shared.nonblocking.load(Ordering::Relaxed),
             callback,
             coid: Some(self.shared.coid),
+            origin: (self.shared.nd != 0 || self.shared.pid != std::process::id())
+                .then_some((self.shared.nd, self.shared.pid)),
+            retry_for: match &self.shared.peer {
+                Peer::Net(l) => l.retry_for(),
+                _ => DEFAULT_RETRY_FOR,
+            },
         }
     }
 
@@ -712,8 +831,13 @@ impl Connection {
             });
         }
         let cfg = attr.send_config();
-        st.core
-            .set_triggers(cfg.trigger_count, cfg.trigger_time, cfg.trigger_interval);
+        if let Peer::Net(link) = &c.peer {
+            // From the next put on, the receiving node's triggers change.
+            link.set_triggers(st.core.next_seq(), &cfg);
+        } else {
+            st.core
+                .set_triggers(cfg.trigger_count, cfg.trigger_time, cfg.trigger_interval);
+        }
         st.generation += 1;
         c.nonblocking.store(attr.nonblocking, Ordering::Relaxed);
         lock(&c.callbacks)
@@ -782,6 +906,14 @@ impl Connection {
                     .retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(c)));
                 c.ctr().queued.store(0, Ordering::SeqCst);
                 c.close(ErrorKind::Detached)
+            }
+            Peer::Net(link) => {
+                // The receiving node says how far its getters took (bounded
+                // wait); the rest is called back detached.
+                link.detach_and_wait();
+                let failed = c.close(ErrorKind::Detached);
+                link.detached();
+                failed
             }
             // Across processes `close` marks `taken` closed, which excludes the
             // receiver's gets; the link tells the receiver.

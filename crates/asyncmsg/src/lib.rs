@@ -47,6 +47,7 @@ mod error;
 mod link;
 mod node;
 mod pulse;
+mod quic;
 mod registry;
 mod shm;
 pub mod sync;

@@ -115,6 +115,9 @@ pub(crate) struct Extra {
     /// A copy of a large payload in the node's shared pool, for a receiver in
     /// another process; freed when the message completes.
     pub(crate) spill: Option<PoolBuf>,
+    /// The message may have been delivered before (resent across a
+    /// receiver's restart, store and forward).
+    pub(crate) redelivered: bool,
 }
 
 impl Item {
@@ -277,6 +280,8 @@ pub(crate) enum Peer {
     Local(Arc<ChanShared>),
     /// A channel of another process, over a shared-memory link.
     Remote(Arc<SendLink>),
+    /// A channel of another node, over QUIC.
+    Net(Arc<crate::quic::NetLink>),
 }
 
 /// Where a connection's counters live: on the heap in process, in the
@@ -315,7 +320,10 @@ pub(crate) struct ConnShared {
     /// Keeps the `Arc`'s reference counts off the lines below.
     _head: Padded<()>,
     pub(crate) coid: i32,
+    /// The sender's process (and node, 0: this one): this process, except for
+    /// a connection that carries a remote node's messages into a channel here.
     pub(crate) pid: u32,
+    pub(crate) nd: u32,
     pub(crate) nonblocking: AtomicBool,
     pub(crate) peer: Peer,
     /// Owns the counters `ctr` points to.
@@ -349,7 +357,7 @@ impl ConnShared {
         let mut list = VecDeque::new();
         list.push_back((0, callback));
         let home = match &peer {
-            Peer::Local(_) => CounterHome::Heap(Box::default()),
+            Peer::Local(_) | Peer::Net(_) => CounterHome::Heap(Box::default()),
             Peer::Remote(link) => CounterHome::Remote(link.clone()),
         };
         let ctr = CounterPtr(std::ptr::NonNull::from(home.get()));
@@ -357,6 +365,7 @@ impl ConnShared {
             _head: Padded(()),
             coid,
             pid: std::process::id(),
+            nd: 0,
             nonblocking: AtomicBool::new(nonblocking),
             ring: SlotRing::new(cfg.max_buffers as usize),
             send: Padded(Mutex::new(SendState {
@@ -395,6 +404,7 @@ impl ConnShared {
         match &self.peer {
             Peer::Local(c) => (c.pid, c.chid),
             Peer::Remote(l) => (l.pid, l.chid),
+            Peer::Net(l) => l.channel(),
         }
     }
 
@@ -403,6 +413,7 @@ impl ConnShared {
         match &self.peer {
             Peer::Local(c) => c.buffer_size,
             Peer::Remote(l) => l.buffer_size,
+            Peer::Net(l) => l.buffer_size(),
         }
     }
 
@@ -457,6 +468,7 @@ impl ConnShared {
         let chan = match &self.peer {
             Peer::Local(chan) => chan,
             Peer::Remote(link) => return link.announce(),
+            Peer::Net(link) => return link.announce(),
         };
         let wake = {
             let mut st = lock(&chan.state);
@@ -554,6 +566,20 @@ impl ConnShared {
                     seq += 1;
                 }
             }
+            Peer::Net(link) => {
+                // The peer node acknowledges cumulatively: everything below
+                // `done` was taken and let go there, and nothing here reads
+                // those slots any more (the link reads only from `taken` up).
+                let end = link.done().min(self.taken());
+                while seq < end {
+                    // SAFETY: `seq` is below `taken` and at or above
+                    // `completed`, and only this thread completes.
+                    if let Some(item) = unsafe { self.ring.withdraw(seq) } {
+                        scratch.push((seq, item));
+                    }
+                    seq += 1;
+                }
+            }
             Peer::Local(_) => {
                 // SAFETY: this runs only on the node's delivery thread, which
                 // completes each connection's slots in order; `complete` stops
@@ -569,7 +595,7 @@ impl ConnShared {
             // below, may reuse them).
             self.completed.store(seq, Ordering::SeqCst);
         }
-        if seq != start || matches!(self.peer, Peer::Remote(_)) {
+        if seq != start || !matches!(self.peer, Peer::Local(_)) {
             // Threads blocked in put wait for slots; across processes a flush
             // waits for `taken`, which the receiver rings for as well.
             self.notify_senders();

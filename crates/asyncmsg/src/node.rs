@@ -259,6 +259,11 @@ pub(crate) struct NodeShared {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Shared send buffers (B17), made at the first need.
     pub(crate) pool: std::sync::OnceLock<Arc<Pool>>,
+    /// The QUIC transport (its runtime, endpoints, links), made at the first
+    /// need.
+    pub(crate) quic: std::sync::OnceLock<Arc<crate::quic::QuicNode>>,
+    /// Where the QUIC trust root lives, if not `$ASYNCMSG_HOME`'s default.
+    pub(crate) home: Mutex<Option<std::path::PathBuf>>,
 }
 
 impl NodeShared {
@@ -278,6 +283,9 @@ const POOL_CAPACITY: usize = 1 << 30;
 
 impl Drop for NodeShared {
     fn drop(&mut self) {
+        if let Some(q) = self.quic.get() {
+            q.shutdown();
+        }
         self.delivery.stop.store(true, Ordering::Release);
         self.delivery.bell.ring_all();
         self.timers.stop.store(true, Ordering::Release);
@@ -351,6 +359,8 @@ impl Node {
                 timers,
                 threads: Mutex::new(vec![t1, t2]),
                 pool: std::sync::OnceLock::new(),
+                quic: std::sync::OnceLock::new(),
+                home: Mutex::new(None),
             }),
         })
     }
@@ -391,15 +401,57 @@ impl Node {
     ) -> Result<Connection, ConnectError> {
         let local = match target.into() {
             Target::Id(id) if id.nd == 0 && id.pid == std::process::id() => registry::by_id(id)?,
+            Target::Id(id) if id.nd != 0 => return crate::quic::connect_id(self, id, attr),
             Target::Id(id) => return crate::shm::connect_id(self, id, attr),
             Target::Address(addr) => match registry::resolve(&addr)? {
                 registry::Resolved::Local(chan) => chan,
                 registry::Resolved::Shm(name) => {
                     return crate::shm::connect_name(self, &name, attr);
                 }
+                registry::Resolved::Quic(host, name) => {
+                    return crate::quic::connect_name(self, &host, &name, attr);
+                }
             },
         };
         Connection::attach(self, local, attr)
+    }
+
+    /// Listens for other nodes on `addr` (`HOST:PORT`; port 0 picks one) over
+    /// QUIC, and returns the address bound. Channels published here are then
+    /// reachable from other nodes as `quic://HOST:PORT/NAME` (B19). Peers must
+    /// present a certificate issued by the trust root under
+    /// `$ASYNCMSG_HOME` (B18; made on first use, or by `asyncmsg cert init`);
+    /// traffic is TLS 1.3, never plaintext.
+    ///
+    /// ```no_run
+    /// # use asyncmsg::*;
+    /// let node = Node::new()?;
+    /// let chan = node.create_channel(ChannelConfig::default())?;
+    /// chan.publish("sensors")?;
+    /// let addr = node.listen("127.0.0.1:0")?;
+    /// let sender = Node::new()?;
+    /// let conn = sender.connect(format!("quic://{addr}/sensors"), ConnectionAttr::default())?;
+    /// conn.put("over the network", 1)?;
+    /// assert_eq!(chan.get()?[0].data(), b"over the network");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listen(&self, addr: &str) -> Result<std::net::SocketAddr, ConnectError> {
+        crate::quic::listen(self, addr)
+    }
+
+    /// Keeps this node's QUIC trust root in `dir` instead of `$ASYNCMSG_HOME`
+    /// (default: `$XDG_DATA_HOME/asyncmsg`, else `~/.local/share/asyncmsg`).
+    /// Nodes trust each other when their homes hold the same root. Takes
+    /// effect if called before the node's first QUIC use.
+    pub fn trust_home(&self, dir: impl Into<std::path::PathBuf>) {
+        *lock(&self.shared.home) = Some(dir.into());
+    }
+
+    /// The node descriptor (QNX `nd`) of the node listening at `addr`, for
+    /// [`ChannelId`]s of channels there (QNX `netmgr_strtond`). Descriptors
+    /// are this node's own numbering, from 1 (0 is this node).
+    pub fn node_descriptor(&self, addr: &str) -> Result<u32, ConnectError> {
+        crate::quic::node_descriptor(self, addr)
     }
 
     /// Creates a synchronous channel (QNX `ChannelCreate`) whose clients need

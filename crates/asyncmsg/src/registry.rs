@@ -82,6 +82,8 @@ pub(crate) enum Resolved {
     Local(Arc<ChanShared>),
     /// A name to look up among the host's processes (shared memory).
     Shm(String),
+    /// `quic://HOST:PORT/NAME`: the node's address as written, and the name.
+    Quic(String, String),
 }
 
 /// Resolves an address (B19): `NAME` (this process first, then the host),
@@ -102,8 +104,22 @@ pub(crate) fn resolve(addr: &str) -> Result<Resolved, ConnectError> {
             .map(Resolved::Local)
             .ok_or_else(|| ConnectError::NotFound(addr.to_owned())),
         Some("shm") => Ok(Resolved::Shm(name.to_owned())),
+        Some("quic") => match name.split_once('/') {
+            Some((host, name)) if !host.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(Resolved::Quic(host.to_owned(), name.to_owned()))
+            }
+            _ => Err(ConnectError::InvalidArgument(
+                "a QUIC address is quic://HOST:PORT/NAME",
+            )),
+        },
         Some(_) => Err(ConnectError::Unsupported(addr.to_owned())),
     }
+}
+
+/// A channel of this process published under `name` (what another node's
+/// `quic://HOST:PORT/NAME` finds).
+pub(crate) fn by_name(name: &str) -> Option<Arc<ChanShared>> {
+    lock(table()).by_name.get(name).and_then(Weak::upgrade)
 }
 
 /// Withdraws one name of `chan` (after publishing it host-wide failed).

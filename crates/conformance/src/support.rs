@@ -104,13 +104,25 @@ pub(crate) fn outcomes(calls: &[Called]) -> Vec<(u64, Result<(), ErrorKind>)> {
     calls.iter().map(|c| (c.handle, c.result)).collect()
 }
 
-/// Runs a future to completion on a fresh current-thread runtime.
-pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("build a tokio runtime")
-        .block_on(f)
+/// Runs a future to completion on a fresh current-thread runtime (on a
+/// thread of its own when called from inside a runtime, as the async checks
+/// do when a transport is not immediate).
+pub(crate) fn block_on<F: Future + Send>(f: F) -> F::Output
+where
+    F::Output: Send,
+{
+    let run = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("build a tokio runtime")
+            .block_on(f)
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(run).join().expect("the waiting thread"))
+    } else {
+        run()
+    }
 }
 
 /// Polls `fut` once with the calling task's context.
@@ -129,6 +141,21 @@ pub(crate) fn wait_readable(chan: &Channel) {
             Err(_) => panic!("no batch became visible within {WAIT:?}"),
         }
     })
+}
+
+/// Waits (bounded) until `n` connections have a batch waiting for a get.
+pub(crate) fn wait_ready(chan: &Channel, n: usize) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while chan.debug_ready() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} connections did not become ready within {WAIT:?}: {}",
+            chan.debug_state()
+        );
+        // No event says "a second connection became ready": look again
+        // shortly (bounded by the deadline above).
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Takes the batch that must be visible now: at once on an immediate transport,
