@@ -435,13 +435,15 @@ fn parse(frame: &[u8]) -> Result<Frame<'_>, WireError> {
         }
         Kind::Data => parse_data(body).map(Frame::Data),
         Kind::Triggers => decode_control::<Triggers>(body).map(Frame::Triggers),
-        Kind::Flush => {
-            let upto: [u8; 8] = body
-                .try_into()
-                .map_err(|_| WireError::Malformed("FLUSH body is not 8 bytes"))?;
-            Ok(Frame::Flush(u64::from_le_bytes(upto)))
-        }
+        Kind::Flush => u64_body(body, "FLUSH body is not 8 bytes").map(Frame::Flush),
+        Kind::Done => u64_body(body, "DONE body is not 8 bytes").map(Frame::Done),
     }
+}
+
+/// A body of one little-endian `u64`.
+fn u64_body(body: &[u8], what: &'static str) -> Result<u64, WireError> {
+    let b: [u8; 8] = body.try_into().map_err(|_| WireError::Malformed(what))?;
+    Ok(u64::from_le_bytes(b))
 }
 
 /// The version leads `HELLO` and `ACCEPT` bodies in every protocol version.

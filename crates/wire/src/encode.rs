@@ -165,10 +165,33 @@ pub fn encode_triggers(triggers: &Triggers, out: &mut Vec<u8>) {
 /// # Ok::<(), asyncmsg_wire::WireError>(())
 /// ```
 pub fn encode_flush(upto: u64, out: &mut Vec<u8>) {
+    encode_u64(Kind::Flush, upto, out);
+}
+
+/// Appends a `DONE` frame: every sequence below `done` was taken and let go
+/// (what the sender's delivery callbacks wait for; an `ACK` says taken).
+///
+/// # Example
+/// ```
+/// use asyncmsg_wire::{Decoder, Frame, encode_done};
+///
+/// let mut buf = Vec::new();
+/// encode_done(5, &mut buf);
+/// let mut dec = Decoder::default();
+/// dec.feed(&buf);
+/// assert_eq!(dec.next()?, Some(Frame::Done(5)));
+/// # Ok::<(), asyncmsg_wire::WireError>(())
+/// ```
+pub fn encode_done(done: u64, out: &mut Vec<u8>) {
+    encode_u64(Kind::Done, done, out);
+}
+
+/// A frame whose body is one little-endian `u64`.
+fn encode_u64(kind: Kind, v: u64, out: &mut Vec<u8>) {
     out.reserve(ACK_ENCODED_LEN);
     out.extend_from_slice(&9u32.to_le_bytes());
-    out.push(Kind::Flush.as_u8());
-    out.extend_from_slice(&upto.to_le_bytes());
+    out.push(kind.as_u8());
+    out.extend_from_slice(&v.to_le_bytes());
 }
 
 /// Appends an `ACK` frame: every sequence below `taken` was taken.
@@ -314,6 +337,7 @@ impl Frame<'_> {
             Self::Ack(taken) => encode_ack(*taken, out),
             Self::Triggers(t) => encode_triggers(t, out),
             Self::Flush(upto) => encode_flush(*upto, out),
+            Self::Done(n) => encode_done(*n, out),
             Self::Close(c) => encode_close(c, out),
             Self::Data(batch) => {
                 let body = batch.as_bytes();
@@ -339,7 +363,7 @@ impl Frame<'_> {
             Self::Hello(h) => h.encoded_len(),
             Self::Accept(a) => a.encoded_len(),
             Self::Refuse(r) => r.encoded_len(),
-            Self::Ack(_) | Self::Flush(_) => ACK_ENCODED_LEN,
+            Self::Ack(_) | Self::Flush(_) | Self::Done(_) => ACK_ENCODED_LEN,
             Self::Triggers(t) => {
                 let mut v = Vec::new();
                 encode_triggers(t, &mut v);

@@ -39,6 +39,8 @@ pub enum Kind {
     Triggers = 7,
     /// The sender flushed: trigger once every sequence below it is in.
     Flush = 8,
+    /// Cumulative: every sequence below it was taken and let go.
+    Done = 9,
 }
 
 impl Kind {
@@ -49,7 +51,7 @@ impl Kind {
     /// use asyncmsg_wire::Kind;
     ///
     /// assert_eq!(Kind::from_u8(1), Some(Kind::Hello));
-    /// assert_eq!(Kind::from_u8(9), None);
+    /// assert_eq!(Kind::from_u8(10), None);
     /// ```
     #[must_use]
     pub const fn from_u8(b: u8) -> Option<Self> {
@@ -62,6 +64,7 @@ impl Kind {
             6 => Self::Close,
             7 => Self::Triggers,
             8 => Self::Flush,
+            9 => Self::Done,
             _ => return None,
         })
     }
@@ -314,6 +317,8 @@ pub enum Frame<'a> {
     Triggers(Triggers),
     /// Trigger once every sequence below this one is in.
     Flush(u64),
+    /// Every sequence below this one was taken and let go.
+    Done(u64),
 }
 
 impl Frame<'_> {
@@ -344,6 +349,7 @@ impl Frame<'_> {
             Self::Close(c) => Frame::Close(c),
             Self::Triggers(t) => Frame::Triggers(t),
             Self::Flush(upto) => Frame::Flush(upto),
+            Self::Done(n) => Frame::Done(n),
         }
     }
 
@@ -364,6 +370,7 @@ impl Frame<'_> {
             Self::Ack(_) => Kind::Ack,
             Self::Triggers(_) => Kind::Triggers,
             Self::Flush(_) => Kind::Flush,
+            Self::Done(_) => Kind::Done,
             Self::Data(_) => Kind::Data,
             Self::Close(_) => Kind::Close,
         }

@@ -23,6 +23,7 @@
 //! | `CLOSE` | 6 | postcard [`Close`]: `errno`, `reason` (at most [`MAX_REASON`] bytes) |
 //! | `TRIGGERS` | 7 | postcard [`Triggers`]: `count`, `time_ns`, `interval_ns` (from the next message on) |
 //! | `FLUSH` | 8 | `upto: u64`: trigger once every sequence below it is in |
+//! | `DONE` | 9 | `done: u64`: every sequence below it was taken and let go |
 //!
 //! A decoder rejects, with a [`WireError`] that ends the link (SPEC B21):
 //! a `len` of 0 or above `max_frame` (as soon as the 4-byte prefix is there),
@@ -103,8 +104,8 @@ mod frame;
 pub use decode::{DEFAULT_MAX_FRAME, Decoder};
 pub use encode::{
     ACK_ENCODED_LEN, DATA_HEADER_LEN, DataBuilder, MESSAGE_HEADER_LEN, data_encoded_len,
-    encode_accept, encode_ack, encode_close, encode_flush, encode_hello, encode_refuse,
-    encode_triggers,
+    encode_accept, encode_ack, encode_close, encode_done, encode_flush, encode_hello,
+    encode_refuse, encode_triggers,
 };
 pub use error::WireError;
 pub use frame::{Accept, Close, DataBatch, Frame, Hello, Kind, Messages, Refuse, Target, Triggers};

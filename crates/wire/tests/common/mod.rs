@@ -5,8 +5,8 @@
 
 use asyncmsg_wire::{
     Accept, Close, DataBuilder, Decoder, Frame, Hello, PROTOCOL_VERSION, Refuse, Target, Triggers,
-    WireError, encode_accept, encode_ack, encode_close, encode_flush, encode_hello, encode_refuse,
-    encode_triggers,
+    WireError, encode_accept, encode_ack, encode_close, encode_done, encode_flush, encode_hello,
+    encode_refuse, encode_triggers,
 };
 use proptest::prelude::*;
 
@@ -25,6 +25,7 @@ pub enum Model {
     Close(Close),
     Triggers(Triggers),
     Flush(u64),
+    Done(u64),
 }
 
 impl Model {
@@ -37,6 +38,7 @@ impl Model {
             Self::Close(c) => encode_close(c, out),
             Self::Triggers(t) => encode_triggers(t, out),
             Self::Flush(u) => encode_flush(*u, out),
+            Self::Done(u) => encode_done(*u, out),
             Self::Data {
                 first_seq,
                 redelivered,
@@ -61,6 +63,7 @@ impl Model {
             Frame::Close(c) => Self::Close(c.clone()),
             Frame::Triggers(t) => Self::Triggers(*t),
             Frame::Flush(u) => Self::Flush(*u),
+            Frame::Done(u) => Self::Done(*u),
             Frame::Data(b) => Self::Data {
                 first_seq: b.first_seq(),
                 redelivered: b.redelivered(),
@@ -196,6 +199,7 @@ pub fn model() -> impl Strategy<Value = Model> {
         1 => any::<u64>().prop_map(Model::Ack),
         1 => triggers().prop_map(Model::Triggers),
         1 => any::<u64>().prop_map(Model::Flush),
+        1 => any::<u64>().prop_map(Model::Done),
         1 => (any::<i32>(), small_string()).prop_map(|(e, r)| Model::Close(Close::new(e, r))),
         3 => data(),
     ]
