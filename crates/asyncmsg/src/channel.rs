@@ -840,6 +840,14 @@ impl Channel {
         lock(&self.shared.state).core.ready().count()
     }
 
+    /// How many messages a get could take now, over the connections that have
+    /// a batch waiting (a test's way to wait for messages in flight).
+    #[doc(hidden)]
+    pub fn debug_visible(&self) -> u64 {
+        let st = lock(&self.shared.state);
+        st.core.ready().map(|k| k.debug_visible()).sum()
+    }
+
     pub fn debug_state(&self) -> String {
         let st = lock(&self.shared.state);
         let mut out = format!(

@@ -751,6 +751,11 @@ impl ConnKey {
         }
     }
 
+    /// [`Self::visible`], 0 for a broken link.
+    pub(crate) fn debug_visible(&self) -> u64 {
+        self.visible().unwrap_or(0)
+    }
+
     /// Messages visible and untaken; `None` when a remote sender's counters are
     /// corrupt or it closed the link.
     fn visible(&self) -> Option<u64> {

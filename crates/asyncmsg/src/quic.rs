@@ -161,6 +161,19 @@ impl QuicNode {
         links.insert(addr, c.clone());
         Ok(c)
     }
+
+    /// Drops the QUIC connection to `addr` if it is `c` (it stopped
+    /// answering: a restarted node cannot tell us the old one is gone).
+    async fn forget_link(&self, addr: SocketAddr, c: &quinn::Connection) {
+        let mut links = self.links.lock().await;
+        if links
+            .get(&addr)
+            .is_some_and(|l| l.stable_id() == c.stable_id())
+        {
+            links.remove(&addr);
+        }
+        c.close(0u32.into(), b"no answer");
+    }
 }
 
 fn io_error(e: impl std::fmt::Display) -> ConnectError {
@@ -892,21 +905,34 @@ type Stream = (
     wire::Accept,
 );
 
+/// How long a hello waits for its answer on an existing QUIC connection
+/// before the connection is taken for dead and a new one is made.
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
+
 /// Opens a stream to the link's node and says hello.
 async fn open_stream(q: &QuicNode, link: &NetLink, hello: &wire::Hello) -> Result<Stream, Failure> {
     let c = q.link_to(link.addr).await?;
-    let (mut send, mut recv) = c.open_bi().await.map_err(|_| Failure::Unreachable)?;
-    let mut out = Vec::new();
-    wire::encode_hello(hello, &mut out);
-    send.write_all(&out)
-        .await
-        .map_err(|_| Failure::Unreachable)?;
-    let mut dec = wire::Decoder::new(MAX_FRAME);
-    match read_control(&mut recv, &mut dec).await? {
-        Some(Control::Accept(a)) => Ok((send, recv, dec, a)),
-        Some(Control::Refuse(r)) => Err(Failure::Refused(kind_of(r.errno, &r.reason))),
-        Some(_) => Err(Failure::Refused(ErrorKind::Protocol)),
-        None => Err(Failure::Unreachable),
+    let attempt = async {
+        let (mut send, mut recv) = c.open_bi().await.map_err(|_| Failure::Unreachable)?;
+        let mut out = Vec::new();
+        wire::encode_hello(hello, &mut out);
+        send.write_all(&out)
+            .await
+            .map_err(|_| Failure::Unreachable)?;
+        let mut dec = wire::Decoder::new(MAX_FRAME);
+        match read_control(&mut recv, &mut dec).await? {
+            Some(Control::Accept(a)) => Ok((send, recv, dec, a)),
+            Some(Control::Refuse(r)) => Err(Failure::Refused(kind_of(r.errno, &r.reason))),
+            Some(_) => Err(Failure::Refused(ErrorKind::Protocol)),
+            None => Err(Failure::Unreachable),
+        }
+    };
+    match tokio::time::timeout(ANSWER_WAIT, attempt).await {
+        Ok(r) => r,
+        Err(_) => {
+            q.forget_link(link.addr, &c).await;
+            Err(Failure::Unreachable)
+        }
     }
 }
 
@@ -960,9 +986,18 @@ impl Sender {
                 self.fail(ErrorKind::PeerLost);
                 return;
             }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = self.link.wake.notified() => {}
+            // Wait out the backoff (puts meanwhile only fill the slots); a
+            // detach ends the wait.
+            let until = tokio::time::Instant::now() + backoff;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => break,
+                    () = self.link.wake.notified() => {
+                        if self.done() {
+                            break;
+                        }
+                    }
+                }
             }
             if self.done() {
                 self.link.detach_done();
@@ -975,7 +1010,10 @@ impl Sender {
                 self.max_buffers,
                 self.conn.taken(),
             );
-            match open_stream(&self.q, &self.link, &hello).await {
+            // An attempt never outlasts the deadline.
+            let left = self.link.retry_for.saturating_sub(since.elapsed());
+            let attempt = tokio::time::timeout(left, open_stream(&self.q, &self.link, &hello));
+            match attempt.await.unwrap_or(Err(Failure::Unreachable)) {
                 Ok((send, recv, dec, accept)) => {
                     if accept.receiver != self.receiver {
                         // A new instance of the receiving node: what the

@@ -168,6 +168,24 @@ pub(crate) fn visible<H: Harness>(chan: &Channel) -> Vec<Message> {
         .unwrap_or_else(|e| panic!("expected a visible batch, the get said: {e}"))
 }
 
+/// Takes a batch of at least `n` messages: on a transport that is not
+/// immediate, once `n` messages have arrived (several triggers in flight
+/// arrive one by one).
+pub(crate) fn visible_n<H: Harness>(chan: &Channel, n: u64) -> Vec<Message> {
+    if !H::IMMEDIATE {
+        let deadline = std::time::Instant::now() + WAIT;
+        while chan.debug_visible() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} messages did not become visible within {WAIT:?}: {}",
+                chan.debug_state()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    visible::<H>(chan)
+}
+
 /// Checks that nothing is visible: a non-blocking get says would-block. On a
 /// transport that is not immediate, a wrongly sent batch is first given
 /// [`QUIET`] to arrive.

@@ -7,7 +7,7 @@ use asyncmsg::{ChannelConfig, ConnectionAttr, Flush, GetError};
 
 use crate::Harness;
 use crate::support::{
-    QUIET, expect_calls, msg, names, not_visible, outcomes, payloads, recorder, visible,
+    QUIET, expect_calls, msg, names, not_visible, outcomes, payloads, recorder, visible, visible_n,
 };
 
 /// B01: with `trigger_num_msg = 1` every put is visible to the next get, which
@@ -69,7 +69,7 @@ pub fn b02_every_put_at_threshold_triggers_again<H: Harness>() {
     for i in 2..5 {
         conn.put(msg(i), i).unwrap();
     }
-    let batch = visible::<H>(&chan);
+    let batch = visible_n::<H>(&chan, 5);
     assert_eq!(payloads(&batch), names(0..5), "puts 3, 4 and 5 all trigger");
     drop(batch);
     not_visible::<H>(&chan);
@@ -258,7 +258,7 @@ pub fn b05_puts_after_trigger_join_the_batch<H: Harness>() {
     conn.flush(Flush::NoWait).unwrap();
     conn.put(msg(2), 2).unwrap();
     conn.put(msg(3), 3).unwrap();
-    assert_eq!(payloads(&visible::<H>(&chan)), names(0..4));
+    assert_eq!(payloads(&visible_n::<H>(&chan, 4)), names(0..4));
     conn.put(msg(4), 4).unwrap();
     not_visible::<H>(&chan);
     conn.flush(Flush::NoWait).unwrap();
@@ -270,7 +270,7 @@ pub fn b05_puts_after_trigger_join_the_batch<H: Harness>() {
     for i in 10..14 {
         conn.put(msg(i), i).unwrap();
     }
-    assert_eq!(payloads(&visible::<H>(&chan)), names(10..14));
+    assert_eq!(payloads(&visible_n::<H>(&chan, 4)), names(10..14));
     conn.put(msg(14), 14).unwrap();
     not_visible::<H>(&chan);
 }
