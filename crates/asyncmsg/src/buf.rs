@@ -40,6 +40,9 @@ enum Repr {
     /// Memory the caller lent (QNX C `asyncmsg_put`): read in place, never
     /// written or freed here.
     Lent(Lent),
+    /// A shared, immutable slice (several messages of one received frame
+    /// share one allocation).
+    Bytes(bytes::Bytes),
 }
 
 /// A pointer and a length the caller of [`SendBuf::lent`] vouches for.
@@ -117,7 +120,7 @@ impl SendBuf {
     pub(crate) fn pool_buf(&self) -> Option<&PoolBuf> {
         match &self.repr {
             Repr::Pool(p) => Some(p),
-            Repr::Heap(_) | Repr::Lent(_) => None,
+            Repr::Heap(_) | Repr::Lent(_) | Repr::Bytes(_) => None,
         }
     }
 
@@ -142,6 +145,7 @@ impl SendBuf {
         match &self.repr {
             Repr::Heap(v) => v,
             Repr::Pool(p) => p,
+            Repr::Bytes(b) => b,
             Repr::Lent(l) if l.len == 0 => &[],
             // SAFETY: `SendBuf::lent`'s contract keeps `len` bytes at `ptr`
             // readable and unchanged while the buffer lives.
@@ -168,6 +172,7 @@ impl SendBuf {
         match self.repr {
             Repr::Heap(v) => v,
             Repr::Pool(_) | Repr::Lent(_) => self.as_slice().to_vec(),
+            Repr::Bytes(b) => b.into(),
         }
     }
 
@@ -179,7 +184,9 @@ impl SendBuf {
         }
         match &mut self.repr {
             Repr::Heap(v) => v,
-            Repr::Pool(_) | Repr::Lent(_) => unreachable!("moved to the heap above"),
+            Repr::Pool(_) | Repr::Lent(_) | Repr::Bytes(_) => {
+                unreachable!("moved to the heap above")
+            }
         }
     }
 }
@@ -206,6 +213,7 @@ impl std::fmt::Debug for SendBuf {
         let shared = match self.repr {
             Repr::Pool(_) => ", shared",
             Repr::Lent(_) => ", lent",
+            Repr::Bytes(_) => ", shared slice",
             Repr::Heap(_) => "",
         };
         write!(f, "SendBuf({} bytes{shared})", self.len())
@@ -221,14 +229,15 @@ impl Deref for SendBuf {
 
 impl DerefMut for SendBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // Lent memory is never written: it moves to the heap first.
-        if self.is_lent() {
+        // Lent and shared memory is never written: it moves to the heap
+        // first.
+        if matches!(self.repr, Repr::Lent(_) | Repr::Bytes(_)) {
             return self.as_mut_vec();
         }
         match &mut self.repr {
             Repr::Heap(v) => v,
             Repr::Pool(p) => p,
-            Repr::Lent(_) => unreachable!("moved to the heap above"),
+            Repr::Lent(_) | Repr::Bytes(_) => unreachable!("moved to the heap above"),
         }
     }
 }
@@ -237,6 +246,23 @@ impl From<Vec<u8>> for SendBuf {
     fn from(bytes: Vec<u8>) -> Self {
         SendBuf {
             repr: Repr::Heap(bytes),
+        }
+    }
+}
+
+/// A `bytes::Bytes` moves in without a copy (it stays shared with its other
+/// handles, and is never written).
+///
+/// ```
+/// # use asyncmsg::SendBuf;
+/// let frame = bytes::Bytes::from_static(b"headerpayload");
+/// let b = SendBuf::from(frame.slice(6..));
+/// assert_eq!(&b[..], b"payload");
+/// ```
+impl From<bytes::Bytes> for SendBuf {
+    fn from(b: bytes::Bytes) -> Self {
+        SendBuf {
+            repr: Repr::Bytes(b),
         }
     }
 }

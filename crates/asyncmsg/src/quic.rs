@@ -44,6 +44,8 @@ use asyncmsg_core::SendConfig;
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 /// A batch is cut into frames of about this size (one write each).
 const FRAME_TARGET: usize = 4 * 1024 * 1024;
+/// Bytes read from a stream at a time, straight into its decoder.
+const READ_CHUNK: usize = 256 * 1024;
 /// How long the first connect may take before it fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Backoff between reconnect attempts: from the first to the last.
@@ -253,7 +255,7 @@ struct Proxy {
 enum Op {
     Msg {
         seq: u64,
-        data: Vec<u8>,
+        data: SendBuf,
         redelivered: bool,
     },
     Flush,
@@ -330,7 +332,6 @@ async fn serve(
     }
     let key = (hello.sender, hello.coid, id.chid);
     let mut last_ack = None;
-    let mut chunk = vec![0u8; 256 * 1024];
     loop {
         let listener = shared.sender_event.listen();
         apply(&proxy);
@@ -357,14 +358,13 @@ async fn serve(
         }
         tokio::select! {
             () = listener => {}
-            r = recv.read(&mut chunk) => {
-                let n = match r {
-                    Ok(Some(n)) => n,
+            r = recv.read(dec.spare(READ_CHUNK)) => {
+                match r {
+                    Ok(Some(n)) => dec.commit(n),
                     // The sender's link went away: the proxy stays for its
                     // next stream.
                     Ok(None) | Err(_) => return,
-                };
-                dec.feed(&chunk[..n]);
+                }
                 loop {
                     match dec.next() {
                         Ok(None) => break,
@@ -440,6 +440,9 @@ async fn closed_channel(
 /// Queues a batch's new messages; sequences below `received` came before (a
 /// resend after a lost link) and are dropped.
 fn receive(proxy: &Proxy, batch: &wire::DataBatch<'_>) -> Result<(), &'static str> {
+    // One copy of the frame; its messages are slices of it.
+    let body = batch.as_bytes();
+    let frame = bytes::Bytes::copy_from_slice(body);
     let mut queue = lock(&proxy.queue);
     let mut expect = proxy.received.load(Ordering::Acquire);
     for (seq, msg) in batch.with_seqs() {
@@ -447,9 +450,10 @@ fn receive(proxy: &Proxy, batch: &wire::DataBatch<'_>) -> Result<(), &'static st
             return Err("a gap in the sequence");
         }
         if seq == expect {
+            let at = msg.as_ptr() as usize - body.as_ptr() as usize;
             queue.push_back(Op::Msg {
                 seq,
-                data: msg.to_vec(),
+                data: SendBuf::from(frame.slice(at..at + msg.len())),
                 redelivered: batch.redelivered(),
             });
             expect += 1;
@@ -470,17 +474,16 @@ fn apply(proxy: &Proxy) {
                 data,
                 redelivered,
             } => {
-                let buf = SendBuf::from(data);
                 let r = if redelivered {
-                    proxy.conn.try_put_redelivered(buf, seq)
+                    proxy.conn.try_put_redelivered(data, seq)
                 } else {
-                    proxy.conn.try_put(buf, seq)
+                    proxy.conn.try_put(data, seq)
                 };
                 if let Err(e) = r {
                     if e.kind() == ErrorKind::WouldBlock {
                         queue.push_front(Op::Msg {
                             seq,
-                            data: e.into_buf().into_vec(),
+                            data: e.into_buf(),
                             redelivered,
                         });
                     }
@@ -1065,7 +1068,6 @@ impl Sender {
         // hello carried the latest).
         lock(&self.link.new_triggers).retain(|(from, _)| *from >= next);
         let mut out = Vec::with_capacity(64 * 1024);
-        let mut chunk = vec![0u8; 64 * 1024];
         loop {
             if self.link.detaching.load(Ordering::SeqCst) || self.link.closed.load(Ordering::SeqCst)
             {
@@ -1093,7 +1095,10 @@ impl Sender {
                 if out.is_empty() {
                     break;
                 }
-                if send.write_all(&out).await.is_err() {
+                // The frame moves to the stream without another copy.
+                let frame =
+                    bytes::Bytes::from(std::mem::replace(&mut out, Vec::with_capacity(64 * 1024)));
+                if send.write_chunk(frame).await.is_err() {
                     return Ended::Lost;
                 }
                 self.sent = self.sent.max(end);
@@ -1101,12 +1106,11 @@ impl Sender {
             }
             tokio::select! {
                 () = self.link.wake.notified() => {}
-                r = recv.read(&mut chunk) => {
-                    let n = match r {
-                        Ok(Some(n)) => n,
+                r = recv.read(dec.spare(READ_CHUNK)) => {
+                    match r {
+                        Ok(Some(n)) => dec.commit(n),
                         Ok(None) | Err(_) => return Ended::Lost,
-                    };
-                    dec.feed(&chunk[..n]);
+                    }
                     loop {
                         match dec.next() {
                             Ok(None) => break,
