@@ -125,7 +125,8 @@ impl QuicNode {
         }
         let _guard = self.handle.enter();
         let any: SocketAddr = "0.0.0.0:0".parse().expect("a socket address");
-        let e = QuicEndpoint::bind(any, &self.identity, &self.home).map_err(io_error)?;
+        let e = QuicEndpoint::bind_with(any, &self.identity, &self.home, &endpoint_options(false))
+            .map_err(io_error)?;
         Ok(self.client.get_or_init(|| Arc::new(e)).clone())
     }
 
@@ -182,6 +183,18 @@ fn io_error(e: impl std::fmt::Display) -> ConnectError {
     ConnectError::Io(std::io::Error::other(e.to_string()))
 }
 
+/// How long a silent peer is taken for alive: a node that died is noticed
+/// after this (a live one answers the keep-alives every second), and the
+/// store-and-forward deadline starts.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn endpoint_options(accept: bool) -> asyncmsg_quic::endpoint::EndpointOptions {
+    let mut o = asyncmsg_quic::endpoint::EndpointOptions::default();
+    o.transport.idle_timeout = IDLE_TIMEOUT;
+    o.accept = accept;
+    o
+}
+
 /// 128 random bits (a node instance's id).
 fn random_u128() -> u128 {
     let mut b = [0u8; 16];
@@ -206,7 +219,10 @@ pub(crate) fn listen(node: &Node, addr: &str) -> Result<SocketAddr, ConnectError
     let q = QuicNode::of(node)?;
     let addr = resolve_addr(addr)?;
     let _guard = q.handle.enter();
-    let ep = Arc::new(QuicEndpoint::bind(addr, &q.identity, &q.home).map_err(io_error)?);
+    let ep = Arc::new(
+        QuicEndpoint::bind_with(addr, &q.identity, &q.home, &endpoint_options(true))
+            .map_err(io_error)?,
+    );
     let local = ep.local_addr().map_err(io_error)?;
     *lock(&q.server) = Some(ep.clone());
     let weak = Arc::downgrade(&q);

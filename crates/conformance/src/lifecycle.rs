@@ -16,7 +16,7 @@ use asyncmsg::{
 use crate::Harness;
 use crate::support::{
     Called, QUIET, WAIT, expect_calls, expect_no_call, msg, names, not_visible, outcomes, payloads,
-    recorder, spawn_detached, take_n, unique_name, visible,
+    recorder, spawn_detached, take_n, unique_name, visible, visible_n,
 };
 
 /// B14: detach calls back every message not yet taken with a detached error,
@@ -75,7 +75,7 @@ pub fn b14_detach_taken_messages_called_back_ok<H: Harness>() {
     for i in 0..4 {
         conn.put(msg(i), i).unwrap();
     }
-    let held = visible::<H>(&chan);
+    let held = visible_n::<H>(&chan, 2);
     assert_eq!(payloads(&held), names(0..2));
 
     conn.detach();

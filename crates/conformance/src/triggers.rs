@@ -180,8 +180,17 @@ pub fn b04_later_puts_do_not_push_deadline_back<H: Harness>() {
             );
         };
         let elapsed = t0.elapsed();
+        let mut got = payloads(&batch);
+        if !H::IMMEDIATE && got.len() + 1 == (next - first) as usize {
+            // The last put was still on its way when the receiving node's
+            // timer fired: it comes in the next batch.
+            let rest = chan
+                .get_timeout(TRIGGER_TIME + LATE)
+                .unwrap_or_else(|e| panic!("the last message in flight: {e}"));
+            got.extend(payloads(&rest));
+        }
         assert_eq!(
-            payloads(&batch),
+            got,
             names(first..next),
             "the batch holds every message put so far"
         );
