@@ -514,6 +514,68 @@ impl Connection {
         self.put_full(buf, handle, once, may_wait, timeout, false)
     }
 
+    /// Puts messages from the front of `msgs` while slots are free, never
+    /// waiting, under one lock and with one announcement for all: how a node
+    /// hands on a batch that another node sent. Each message is `(buffer,
+    /// handle, redelivered)`; what does not fit stays in `msgs`.
+    pub(crate) fn try_put_batch(
+        &self,
+        msgs: &mut std::collections::VecDeque<(SendBuf, u64, bool)>,
+    ) -> Result<(), ErrorKind> {
+        let c = &self.shared;
+        let limit = c.buffer_size();
+        let mut announce = false;
+        let mut armed: Vec<Instant> = Vec::new();
+        {
+            let mut st = lock(&c.send);
+            if let LinkState::Closed(kind) = st.state {
+                return Err(kind);
+            }
+            c.refresh(&mut st);
+            while let Some((buf, _, _)) = msgs.front() {
+                if buf.len() > limit {
+                    return Err(ErrorKind::TooLarge);
+                }
+                if st.core.is_full() {
+                    break;
+                }
+                let Ok(out) = st.core.put_at(Instant::now) else {
+                    break;
+                };
+                let Some((buf, handle, redelivered)) = msgs.pop_front() else {
+                    break;
+                };
+                let item = Item {
+                    buf,
+                    handle,
+                    generation: st.generation,
+                    extra: redelivered.then(|| {
+                        Box::new(crate::link::Extra {
+                            once: None,
+                            spill: None,
+                            redelivered,
+                        })
+                    }),
+                };
+                // SAFETY: as in `put_full`: the core accepted the put, the
+                // `send` lock makes this the only writer, and the message is
+                // published below, after the write.
+                unsafe { c.ring.write(out.seq, item) };
+                announce |= c.publish_locked(out.publish);
+                if let Some(at) = out.armed {
+                    armed.push(at);
+                }
+            }
+        }
+        for at in armed {
+            c.timers().arm(at, c);
+        }
+        if announce {
+            c.announce();
+        }
+        Ok(())
+    }
+
     /// Puts without waiting a message that may have been delivered before
     /// (what receivers see in [`MsgInfo::redelivered`](crate::MsgInfo)).
     #[doc(hidden)]
@@ -725,7 +787,7 @@ impl Connection {
             c.announce();
         }
         if let Peer::Net(link) = &c.peer {
-            link.announce();
+            link.kick();
         }
         Ok(target)
     }

@@ -452,6 +452,10 @@ impl ConnShared {
         let Some(v) = p.visible() else { return false };
         let c = self.ctr();
         c.visible.store(v, Ordering::SeqCst);
+        if let Peer::Net(_) = self.peer {
+            // Every put is told to the link, which decides when to write.
+            return true;
+        }
         match p {
             Publish::Trigger { .. } => c.queued.swap(1, Ordering::SeqCst) == 0,
             // B05: the batch is already announced, unless a get drained the
@@ -468,7 +472,9 @@ impl ConnShared {
         let chan = match &self.peer {
             Peer::Local(chan) => chan,
             Peer::Remote(link) => return link.announce(),
-            Peer::Net(link) => return link.announce(),
+            Peer::Net(link) => {
+                return link.announce(self.ctr().visible.load(Ordering::Acquire), self.taken());
+            }
         };
         let wake = {
             let mut st = lock(&chan.state);

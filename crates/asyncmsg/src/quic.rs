@@ -480,40 +480,48 @@ fn receive(proxy: &Proxy, batch: &wire::DataBatch<'_>) -> Result<(), &'static st
 }
 
 /// Puts what is queued on the proxy, in order, until a message finds no
-/// free slot.
+/// free slot: runs of messages under one lock.
 fn apply(proxy: &Proxy) {
     let mut queue = lock(&proxy.queue);
-    while let Some(op) = queue.pop_front() {
-        match op {
-            Op::Msg {
+    let mut run = VecDeque::new();
+    loop {
+        while let Some(Op::Msg { .. }) = queue.front() {
+            if let Some(Op::Msg {
                 seq,
                 data,
                 redelivered,
-            } => {
-                let r = if redelivered {
-                    proxy.conn.try_put_redelivered(data, seq)
-                } else {
-                    proxy.conn.try_put(data, seq)
-                };
-                if let Err(e) = r {
-                    if e.kind() == ErrorKind::WouldBlock {
-                        queue.push_front(Op::Msg {
-                            seq,
-                            data: e.into_buf(),
-                            redelivered,
-                        });
-                    }
-                    // Any other error closed the proxy: the stream says so.
-                    return;
-                }
+            }) = queue.pop_front()
+            {
+                run.push_back((data, seq, redelivered));
             }
-            Op::Flush => {
+        }
+        if !run.is_empty() {
+            let r = proxy.conn.try_put_batch(&mut run);
+            // What did not fit goes back, in order.
+            while let Some((data, seq, redelivered)) = run.pop_back() {
+                queue.push_front(Op::Msg {
+                    seq,
+                    data,
+                    redelivered,
+                });
+            }
+            // A full proxy waits for its getters; any other error closed it,
+            // which the stream says.
+            if r.is_err() || matches!(queue.front(), Some(Op::Msg { .. })) {
+                return;
+            }
+        }
+        match queue.pop_front() {
+            None => return,
+            Some(Op::Flush) => {
                 let _ = proxy.conn.flush(crate::Flush::NoWait);
             }
-            Op::Triggers(t) => {
+            Some(Op::Triggers(t)) => {
                 let attr = proxy_attr(proxy.conn.attr().get_max_buffers(), &t);
                 let _ = proxy.conn.set_attr(attr);
             }
+            // Taken as a run on the next round.
+            Some(op @ Op::Msg { .. }) => queue.push_front(op),
         }
     }
 }
@@ -680,6 +688,14 @@ pub(crate) struct NetLink {
     new_triggers: Mutex<VecDeque<(u64, wire::Triggers)>>,
     /// The highest sequence a flush asked to be triggered up to.
     flush_upto: AtomicU64,
+    /// Everything below was written to the stream (the link task's `next`).
+    written: AtomicU64,
+    /// The count trigger in force, and whether a time trigger is: puts are
+    /// held back until a trigger's worth is there (one write per trigger).
+    count: std::sync::atomic::AtomicU32,
+    timed: AtomicBool,
+    /// The link task was told of messages held back.
+    straggling: AtomicBool,
     /// Cumulative: every message below it was taken and let go by the
     /// receiving node's getters (its callbacks may run).
     done: AtomicU64,
@@ -721,16 +737,45 @@ impl NetLink {
         *lock(&self.triggers)
     }
 
-    /// A put made messages visible: they go out.
-    pub(crate) fn announce(&self) {
+    /// A put: the link task is woken when something is to be written (see
+    /// [`Sender::due`]); `visible` and `taken` are the connection's counters.
+    pub(crate) fn announce(&self, visible: u64, taken: u64) {
+        let written = self.written.load(Ordering::Acquire);
+        if visible <= written {
+            return;
+        }
+        // A trigger's worth: write now. Fewer, while the receiving node may
+        // still show a batch they could join: the task writes them shortly
+        // (told once, not at every put).
+        if self.due(visible - written)
+            || (taken < written && !self.straggling.swap(true, Ordering::AcqRel))
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Wakes the link task (a flush, new triggers, the end).
+    pub(crate) fn kick(&self) {
         self.wake.notify_one();
+    }
+
+    /// Whether `unsent` messages are to be written now: one trigger's worth
+    /// (or any, without a count trigger above 1, or with a time trigger, or
+    /// after a flush).
+    fn due(&self, unsent: u64) -> bool {
+        let count = self.count.load(Ordering::Relaxed);
+        unsent > 0
+            && (count <= 1 || unsent >= u64::from(count) || self.timed.load(Ordering::Relaxed))
     }
 
     /// New triggers, from sequence `from` on.
     pub(crate) fn set_triggers(&self, from: u64, cfg: &SendConfig) {
         *lock(&self.triggers) = *cfg;
+        self.count.store(cfg.trigger_count, Ordering::Relaxed);
+        self.timed
+            .store(cfg.trigger_time.is_some(), Ordering::Relaxed);
         lock(&self.new_triggers).push_back((from, wire_triggers(cfg)));
-        self.wake.notify_one();
+        self.kick();
     }
 
     /// A flush: the receiving node triggers once it has every sequence below
@@ -771,6 +816,10 @@ impl NetLink {
         self.wake.notify_one();
     }
 }
+
+/// How long messages fewer than a trigger's worth wait to join a batch the
+/// receiving node may still show.
+const STRAGGLE: Duration = Duration::from_millis(1);
 
 /// How long a detach waits for the receiving node to say what it took.
 const DETACH_WAIT: Duration = Duration::from_secs(2);
@@ -839,6 +888,10 @@ fn connect(
         triggers: Mutex::new(cfg),
         new_triggers: Mutex::new(VecDeque::new()),
         flush_upto: AtomicU64::new(0),
+        written: AtomicU64::new(0),
+        count: std::sync::atomic::AtomicU32::new(cfg.trigger_count),
+        timed: AtomicBool::new(cfg.trigger_time.is_some()),
+        straggling: AtomicBool::new(false),
         done: AtomicU64::new(0),
         detaching: AtomicBool::new(false),
         detached_done: (Mutex::new(false), std::sync::Condvar::new()),
@@ -1084,14 +1137,28 @@ impl Sender {
         // hello carried the latest).
         lock(&self.link.new_triggers).retain(|(from, _)| *from >= next);
         let mut out = Vec::with_capacity(64 * 1024);
+        self.link.written.store(next, Ordering::Release);
+        // Messages held back (fewer than a trigger's worth) while the
+        // receiving node may still have a batch they could join go out by
+        // this time.
+        let mut straggle: Option<tokio::time::Instant> = None;
         loop {
             if self.link.detaching.load(Ordering::SeqCst) || self.link.closed.load(Ordering::SeqCst)
             {
                 return self.close(&mut send, &mut recv, &mut dec).await;
             }
+            let visible = self.conn.ctr().visible.load(Ordering::Acquire);
+            let unsent = visible.saturating_sub(next);
+            let now = self.link.due(unsent)
+                || self.link.flush_upto.load(Ordering::SeqCst) > flushed
+                || !lock(&self.link.new_triggers).is_empty()
+                || straggle.is_some_and(|at| at <= tokio::time::Instant::now());
+            if !now && unsent > 0 && self.conn.taken() < next && straggle.is_none() {
+                straggle = Some(tokio::time::Instant::now() + STRAGGLE);
+            }
             // Everything put goes out in order, with the trigger changes and
             // flushes between the messages they follow.
-            loop {
+            while now {
                 out.clear();
                 let change = lock(&self.link.new_triggers).front().copied();
                 if let Some((from, t)) = change
@@ -1119,9 +1186,19 @@ impl Sender {
                 }
                 self.sent = self.sent.max(end);
                 next = end;
+                self.link.written.store(next, Ordering::Release);
+                self.link.straggling.store(false, Ordering::Release);
+                straggle = None;
             }
+            let sleep = async {
+                match straggle {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = self.link.wake.notified() => {}
+                () = sleep => {}
                 r = recv.read(dec.spare(READ_CHUNK)) => {
                     match r {
                         Ok(Some(n)) => dec.commit(n),
