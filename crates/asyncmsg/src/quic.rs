@@ -1158,7 +1158,8 @@ impl Sender {
             }
             // Everything put goes out in order, with the trigger changes and
             // flushes between the messages they follow.
-            while now {
+            let mut writing = now;
+            while writing {
                 out.clear();
                 let change = lock(&self.link.new_triggers).front().copied();
                 if let Some((from, t)) = change
@@ -1176,7 +1177,8 @@ impl Sender {
                     flushed = flush;
                 }
                 if out.is_empty() {
-                    break;
+                    writing = false;
+                    continue;
                 }
                 // The frame moves to the stream without another copy.
                 let frame =
