@@ -3,12 +3,12 @@
 //! The demo runs over every hop the build offers. A hop makes a channel
 //! reachable under a name and returns the address that connects to it; the
 //! address picks the transport (SPEC B19), so the rest of the demo is the same
-//! for all of them. QUIC (`quic://HOST:PORT/NAME`) joins here as a variant
-//! when that transport exists.
+//! for all of them.
 //!
-//! Over shared memory the receiver can also be another process: a
-//! [`ChildServer`] is this very program run as `asyncmsg serve NAME`, which
-//! the demo's senders reach at `shm://NAME`.
+//! Over shared memory and QUIC the receiver can also be another process: a
+//! [`ChildServer`] is this very program run as `asyncmsg serve NAME` (with
+//! `--listen 127.0.0.1:0` for QUIC), which the demo's senders reach at
+//! `shm://NAME` or `quic://127.0.0.1:PORT/NAME`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -19,8 +19,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use asyncmsg::Channel;
+use asyncmsg::{Channel, Node};
 use clap::ValueEnum;
+
+/// Where QUIC hops listen: loopback, a port the system picks.
+pub const LOOPBACK: &str = "127.0.0.1:0";
 
 /// A transport for the demo to run over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -31,12 +34,17 @@ pub enum Hop {
     /// tour runs in this process; throughput is measured against a child
     /// process that serves the channel.
     Shm,
+    /// QUIC on loopback: messages travel in TLS 1.3 over UDP, between nodes
+    /// that trust the same root. The tour's senders are a second node of
+    /// this process; throughput is measured against a child process that
+    /// listens.
+    Quic,
 }
 
 impl Hop {
     /// Every hop this build offers.
     pub fn all() -> &'static [Hop] {
-        &[Hop::Inproc, Hop::Shm]
+        &[Hop::Inproc, Hop::Shm, Hop::Quic]
     }
 
     /// The hop's short name, as printed.
@@ -44,22 +52,40 @@ impl Hop {
         match self {
             Hop::Inproc => "inproc",
             Hop::Shm => "shm",
+            Hop::Quic => "quic",
         }
     }
 
-    /// Makes `chan` reachable over this hop under `name` and returns the
-    /// address a connection uses to reach it.
-    pub fn expose(self, chan: &Channel, name: &str) -> anyhow::Result<String> {
+    /// Makes `chan`, a channel of `node`, reachable over this hop under
+    /// `name` and returns the address a connection uses to reach it (over
+    /// QUIC, `node` listens on loopback for it).
+    pub fn expose(self, node: &Node, chan: &Channel, name: &str) -> anyhow::Result<String> {
         chan.publish(name)?;
         Ok(match self {
             Hop::Inproc => format!("inproc://{name}"),
             Hop::Shm => format!("shm://{name}"),
+            Hop::Quic => {
+                let addr = node
+                    .listen(LOOPBACK)
+                    .with_context(|| format!("cannot listen on {LOOPBACK}"))?;
+                format!("quic://{addr}/{name}")
+            }
+        })
+    }
+
+    /// The node whose connections reach a channel of `node` over this hop:
+    /// `node` itself, or over QUIC a second node (another machine's, as far
+    /// as the receiver can tell).
+    pub fn sending_node(self, node: &Node) -> anyhow::Result<Node> {
+        Ok(match self {
+            Hop::Quic => Node::new()?,
+            Hop::Inproc | Hop::Shm => node.clone(),
         })
     }
 
     /// Whether the throughput run's receiver is a child process.
     pub fn receives_in_child(self) -> bool {
-        matches!(self, Hop::Shm)
+        matches!(self, Hop::Shm | Hop::Quic)
     }
 }
 
@@ -76,6 +102,8 @@ pub fn unique_name(what: &str) -> String {
 /// What a child server is asked to do.
 #[derive(Debug, Clone)]
 pub struct ChildSpec {
+    /// How its channel is reached: over shared memory, or QUIC on loopback.
+    pub hop: Hop,
     /// The name it publishes.
     pub name: String,
     /// Messages it takes before it exits.
@@ -86,12 +114,13 @@ pub struct ChildSpec {
     pub max_buffers: usize,
 }
 
-/// A child process running `asyncmsg serve NAME --count N --quiet`, with its
-/// order checks on. It is killed and reaped when dropped before it finished.
+/// A child process running `asyncmsg serve NAME --count N --quiet` (with
+/// `--listen 127.0.0.1:0` over QUIC), with its order checks on. It is killed
+/// and reaped when dropped before it finished.
 #[derive(Debug)]
 pub struct ChildServer {
     child: Child,
-    name: String,
+    address: String,
     count: u64,
     stdout: Option<JoinHandle<String>>,
     stderr: Arc<Mutex<String>>,
@@ -102,8 +131,13 @@ impl ChildServer {
     /// Starts the child and waits (at most `patience`) until it serves.
     pub fn spawn(spec: &ChildSpec, patience: Duration) -> anyhow::Result<ChildServer> {
         let exe = std::env::current_exe().context("cannot find this program to run it again")?;
+        let listen: &[&str] = match spec.hop {
+            Hop::Quic => &["--listen", LOOPBACK],
+            Hop::Inproc | Hop::Shm => &[],
+        };
         let mut child = Command::new(&exe)
             .args(["serve", &spec.name, "--quiet", "--check-order"])
+            .args(listen)
             .args(["--count", &spec.count.to_string()])
             .args(["--buffer-size", &spec.buffer_size.to_string()])
             .args(["--max-buffers", &spec.max_buffers.to_string()])
@@ -118,7 +152,7 @@ impl ChildServer {
         // From here on, `server` owns the child: an early return kills it.
         let mut server = ChildServer {
             child,
-            name: spec.name.clone(),
+            address: format!("shm://{}", spec.name),
             count: spec.count,
             stdout: out.map(|mut out| {
                 std::thread::spawn(move || {
@@ -136,7 +170,7 @@ impl ChildServer {
                 for line in BufReader::new(err).lines() {
                     let Ok(line) = line else { break };
                     if line.starts_with("serving ") {
-                        let _ = serving_tx.send(());
+                        let _ = serving_tx.send(line.clone());
                     }
                     let mut all = stderr.lock().unwrap_or_else(|e| e.into_inner());
                     all.push_str(&line);
@@ -145,7 +179,15 @@ impl ChildServer {
             });
         }
         match serving_rx.recv_timeout(patience) {
-            Ok(()) => Ok(server),
+            Ok(line) if spec.hop == Hop::Quic => {
+                // `serving NAME (pid P, chid C) on quic://HOST:PORT`
+                let Some((_, at)) = line.rsplit_once(" on quic://") else {
+                    bail!("the child server listens nowhere: {line:?}");
+                };
+                server.address = format!("quic://{at}/{}", spec.name);
+                Ok(server)
+            }
+            Ok(_) => Ok(server),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 bail!(
                     "the child server did not start serving within {patience:?}{}",
@@ -163,9 +205,9 @@ impl ChildServer {
         }
     }
 
-    /// The address that reaches the child's channel over shared memory.
+    /// The address that reaches the child's channel.
     pub fn address(&self) -> String {
-        format!("shm://{}", self.name)
+        self.address.clone()
     }
 
     /// The child's process id.

@@ -2,10 +2,12 @@
 //!
 //! One subcommand per job: `demo` runs a self-contained tour and throughput
 //! measurement; `serve`, `send` and `names` are a receiver, a sender and the
-//! list of published names, for use across processes. Each subcommand lives in
-//! its own module with its own clap arguments struct, so adding one is a module
-//! and a [`Command`] variant.
+//! list of published names, for use across processes (and, over QUIC, across
+//! machines); `cert init` creates the trust root those nodes share. Each
+//! subcommand lives in its own module with its own clap arguments struct, so
+//! adding one is a module and a [`Command`] variant.
 
+mod cert;
 mod demo;
 mod hop;
 mod names;
@@ -33,6 +35,8 @@ enum Command {
     Send(send::SendArgs),
     /// Lists the names published on this host.
     Names(names::NamesArgs),
+    /// Manages the trust root of nodes connected over QUIC.
+    Cert(cert::CertArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Names(args) => names::run(&args),
+        Command::Cert(args) => cert::run(&args),
     }
 }
 

@@ -1,29 +1,48 @@
 //! `asyncmsg send TARGET`: a sender. It connects to TARGET (a published name,
-//! `shm://NAME` or `inproc://NAME`), puts `--count` messages, flushes, waits
-//! until every message has been called back and prints
-//! `delivered N, failed M`. It exits non-zero when a message failed.
+//! `shm://NAME`, `inproc://NAME`, or `quic://HOST:PORT/NAME` for a channel
+//! of another node, such as `asyncmsg serve NAME --listen HOST:PORT`), puts
+//! `--count` messages, flushes, waits until every message has been called back
+//! and prints `delivered N, failed M`. It exits non-zero when a message failed.
 //!
 //! Failures are counted, never hidden: a delivery callback with an error counts
 //! as failed; a put that fails (the receiver died, say) counts as failed, and
 //! so does every message after it, which is not sent; a message still not
 //! called back when the sender gives up waiting counts as failed too.
+//!
+//! Over QUIC the connection stores and forwards: while the receiving node
+//! cannot be reached, puts go on up to `--window` messages, the link
+//! reconnects and sends again what the node did not take (in order, once).
+//! `--retry-for SECS` bounds how long it tries, from the start as well: when
+//! no node answers at HOST:PORT within that time, `send` fails with
+//! `cannot reach ...` and sends nothing (no `delivered` line, like any target
+//! that cannot be connected to); when the link breaks mid-run and does not
+//! come back in time, the messages it still held count as failed.
 
 use std::fmt::Write as _;
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
-use asyncmsg::{ConnectError, ConnectionAttr, ErrorKind, Flush, Node, SendBuf};
+use anyhow::{Context, bail};
+use asyncmsg::{ConnectError, Connection, ConnectionAttr, ErrorKind, Flush, Node, SendBuf};
 use clap::Args;
 
 /// Progress lines on stderr come at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How long a broken QUIC link may go unnoticed (the transport's idle
+/// timeout, a few seconds) before its `retry_for` starts, with a margin.
+const LINK_SILENCE: Duration = Duration::from_secs(15);
+/// Pauses between attempts to reach a node that did not answer: from the
+/// first to the longest.
+const CONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
 
 /// Arguments of `asyncmsg send`.
 #[derive(Debug, Clone, Args)]
 pub struct SendArgs {
-    /// Where to send: a published name, `shm://NAME` or `inproc://NAME`.
+    /// Where to send: a published name, `shm://NAME`, `inproc://NAME`, or
+    /// `quic://HOST:PORT/NAME` (a channel of the node listening there).
     pub target: String,
     /// Messages to send.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
@@ -42,8 +61,19 @@ pub struct SendArgs {
     pub message: Option<String>,
     /// Give up when no put and no delivery callback made progress for this
     /// many seconds; the messages not called back by then count as failed.
+    /// For `quic://` it is at least --retry-for plus 15 s (a broken link
+    /// takes a few seconds to be noticed).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub timeout: u64,
+    /// For `quic://`: how long to keep trying to reach the receiving node,
+    /// first to connect and then whenever the link breaks, holding the
+    /// messages meanwhile [default: 30].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub retry_for: Option<u64>,
+    /// Where the QUIC trust root lives (default: $ASYNCMSG_HOME, else
+    /// $XDG_DATA_HOME/asyncmsg, else ~/.local/share/asyncmsg).
+    #[arg(long, value_name = "DIR")]
+    pub home: Option<PathBuf>,
 }
 
 /// What a send run ended with.
@@ -60,6 +90,9 @@ pub struct Outcome {
 /// Runs `asyncmsg send`.
 pub fn run(args: &SendArgs) -> anyhow::Result<()> {
     let node = Node::new()?;
+    if let Some(dir) = &args.home {
+        node.trust_home(dir);
+    }
     let outcome = send(&node, args, |line| eprintln!("send: {line}"))?;
     println!("delivered {}, failed {}", outcome.delivered, outcome.failed);
     for reason in &outcome.reasons {
@@ -142,19 +175,30 @@ pub fn send(
             args.window
         );
     }
-    let patience = Duration::from_secs(args.timeout);
     let tally = Arc::new(Tally::new());
     let t = tally.clone();
     let trigger = u64::from(args.trigger).min(args.count) as u32;
-    let conn = node
-        .connect(
-            args.target.as_str(),
-            ConnectionAttr::default()
-                .max_buffers(args.window)
-                .trigger_count(trigger)
-                .on_delivered(move |d| t.record(d.result)),
-        )
-        .map_err(|e| connect_error(&args.target, e))?;
+    let mut attr = ConnectionAttr::default()
+        .max_buffers(args.window)
+        .trigger_count(trigger)
+        .on_delivered(move |d| t.record(d.result));
+    if let Some(secs) = args.retry_for {
+        attr = attr.retry_for(Duration::from_secs(secs));
+    }
+    let retry_for = attr.get_retry_for();
+    let quic = args.target.starts_with("quic://");
+    let mut patience = Duration::from_secs(args.timeout);
+    if quic {
+        // The link's own verdict (the messages it held fail after
+        // `retry_for`) comes before the sender gives up waiting.
+        patience = patience.max(retry_for + LINK_SILENCE);
+    }
+    let conn = if quic {
+        connect_retrying(node, &args.target, attr, retry_for)?
+    } else {
+        node.connect(args.target.as_str(), attr)
+            .map_err(|e| connect_error(&args.target, e))?
+    };
     let longest = payload(args, args.count).len().max(payload(args, 1).len());
     if longest > conn.max_message() {
         bail!(
@@ -264,6 +308,68 @@ pub fn send(
     })
 }
 
+/// Connects to a `quic://` target, trying again while its node cannot be
+/// reached, for at most `retry_for` in all. An attempt still under way at the
+/// deadline is left to end on its own (a connection it makes then is dropped).
+fn connect_retrying(
+    node: &Node,
+    target: &str,
+    attr: ConnectionAttr,
+    retry_for: Duration,
+) -> anyhow::Result<Connection> {
+    let (host, name) = quic_parts(target);
+    // A name that does not resolve is not worth waiting for.
+    host.to_socket_addrs()
+        .with_context(|| format!("cannot connect to {target:?}: bad address {host:?}"))?;
+    let deadline = Instant::now() + retry_for;
+    let mut backoff = CONNECT_BACKOFF.0;
+    let mut last: Option<ConnectError> = None;
+    loop {
+        let (tx, rx) = mpsc::channel();
+        let (node, target_owned, attr) = (node.clone(), target.to_owned(), attr.clone());
+        std::thread::Builder::new()
+            .name("asyncmsg-connect".into())
+            .spawn(move || {
+                let _ = tx.send(node.connect(target_owned.as_str(), attr));
+            })
+            .context("cannot start a thread to connect")?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) if unreachable(&e) => last = Some(e),
+            Ok(Err(e)) => return Err(connect_error(target, e)),
+            Err(_) => break,
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(backoff.min(left));
+        backoff = (backoff * 2).min(CONNECT_BACKOFF.1);
+    }
+    let why = last.map(|e| format!(" ({e})")).unwrap_or_default();
+    bail!(
+        "cannot reach {target:?}: no node answered at {host} within {retry_for:?} \
+         (--retry-for){why}; is `asyncmsg serve {name} --listen {host}` running?"
+    )
+}
+
+/// Whether a connect failed only because no node answered (worth trying
+/// again), not because of what one answered or of this node's own setup.
+fn unreachable(e: &ConnectError) -> bool {
+    match e {
+        ConnectError::TimedOut => true,
+        ConnectError::Io(io) => io.kind() == std::io::ErrorKind::HostUnreachable,
+        _ => false,
+    }
+}
+
+/// `quic://HOST:PORT/NAME` as (`HOST:PORT`, `NAME`).
+fn quic_parts(target: &str) -> (&str, &str) {
+    let rest = target.strip_prefix("quic://").unwrap_or(target);
+    rest.split_once('/').unwrap_or((rest, ""))
+}
+
 /// A connect failure, said plainly.
 fn connect_error(target: &str, e: ConnectError) -> anyhow::Error {
     match e {
@@ -271,9 +377,21 @@ fn connect_error(target: &str, e: ConnectError) -> anyhow::Error {
             "no channel of this process is published as {target:?} (inproc:// reaches only \
              this process; use NAME or shm://NAME to reach `asyncmsg serve NAME`)"
         ),
+        ConnectError::NotFound(_) if target.starts_with("quic://") => {
+            let (host, name) = quic_parts(target);
+            anyhow::anyhow!(
+                "the node at {host} has no channel published as {name:?} \
+                 (is `asyncmsg serve {name} --listen {host}` running there?)"
+            )
+        }
         ConnectError::NotFound(_) => anyhow::anyhow!(
             "no channel is published as {target:?} (is `asyncmsg serve {}` running?)",
             target.rsplit("://").next().unwrap_or(target)
+        ),
+        ConnectError::PermissionDenied if target.starts_with("quic://") => anyhow::anyhow!(
+            "cannot connect to {target:?}: the nodes do not trust each other; they need the \
+             same trust root (`asyncmsg cert init`, then copy ca.pem and ca.key of its \
+             directory to the other machine's)"
         ),
         e => anyhow::Error::new(e).context(format!("cannot connect to {target:?}")),
     }
@@ -303,6 +421,8 @@ mod tests {
             window: 256,
             message: None,
             timeout: 10,
+            retry_for: None,
+            home: None,
         }
     }
 
@@ -313,6 +433,8 @@ mod tests {
             quiet,
             buffer_size: 4096,
             max_buffers: 256,
+            listen: None,
+            home: None,
             check_order: true,
         }
     }
@@ -329,6 +451,26 @@ mod tests {
         assert_eq!(payload(&a, 7), b"hi  ");
         a.size = None;
         assert_eq!(payload(&a, 7), b"hi");
+    }
+
+    #[test]
+    fn quic_targets_split_into_host_and_name() {
+        assert_eq!(
+            quic_parts("quic://127.0.0.1:47001/demo"),
+            ("127.0.0.1:47001", "demo")
+        );
+        assert_eq!(quic_parts("quic://[::1]:5/a"), ("[::1]:5", "a"));
+        assert_eq!(quic_parts("quic://host:5"), ("host:5", ""));
+    }
+
+    #[test]
+    fn only_silence_is_worth_another_connect() {
+        let io = |kind| ConnectError::Io(std::io::Error::new(kind, "x"));
+        assert!(unreachable(&io(std::io::ErrorKind::HostUnreachable)));
+        assert!(unreachable(&ConnectError::TimedOut));
+        assert!(!unreachable(&io(std::io::ErrorKind::Other)));
+        assert!(!unreachable(&ConnectError::NotFound("x".into())));
+        assert!(!unreachable(&ConnectError::PermissionDenied));
     }
 
     /// Runs `serve` on a thread and `send` here, in one process, over `target`.

@@ -4,11 +4,21 @@
 //! after `--count` messages, or on SIGINT or SIGTERM, and prints
 //! `received N messages`.
 //!
+//! With `--listen HOST:PORT` the process also listens for other nodes over
+//! QUIC (port 0 picks one), and a sender anywhere that shares the trust root
+//! (`asyncmsg cert init`) reaches the channel as `quic://HOST:PORT/NAME`.
+//!
 //! The start line `serving NAME (pid P, chid C)` goes to stderr, so that a
-//! script can wait for it before it starts a sender.
+//! script can wait for it before it starts a sender; with `--listen` it ends
+//! in ` on quic://HOST:PORT`, the address bound.
+//!
+//! On the way out it destroys its channel, so that senders still connected
+//! fail at once what it did not take; with `--listen` it then stays up for a
+//! moment, for the senders on other nodes to hear what it took.
 
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -20,6 +30,10 @@ use clap::Args;
 const POLL: Duration = Duration::from_millis(100);
 /// Most characters of a message's text printed on its line.
 const TEXT_WIDTH: usize = 60;
+/// How long a listening server stays up after its channel is gone, so that
+/// its last acknowledgements reach the senders on other nodes (the node
+/// stops its transport at once when the process ends).
+const LINGER: Duration = Duration::from_millis(500);
 
 /// Arguments of `asyncmsg serve`.
 #[derive(Debug, Clone, Args)]
@@ -38,6 +52,13 @@ pub struct ServeArgs {
     /// Most messages one get returns.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_buffers: u32,
+    /// Also listen for other nodes over QUIC on HOST:PORT (port 0 picks one).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Where the QUIC trust root lives (default: $ASYNCMSG_HOME, else
+    /// $XDG_DATA_HOME/asyncmsg, else ~/.local/share/asyncmsg).
+    #[arg(long, value_name = "DIR")]
+    pub home: Option<PathBuf>,
     /// Fail if a connection's messages arrive out of sequence (used by `demo`).
     #[arg(long, hide = true)]
     pub check_order: bool,
@@ -47,9 +68,21 @@ pub struct ServeArgs {
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     signals::install().context("cannot install the SIGINT/SIGTERM handlers")?;
     let node = Node::new()?;
+    if let Some(dir) = &args.home {
+        node.trust_home(dir);
+    }
     let server = Server::start(&node, args)?;
+    let on = match &args.listen {
+        Some(addr) => {
+            let bound = node
+                .listen(addr)
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            format!(" on quic://{bound}")
+        }
+        None => String::new(),
+    };
     eprintln!(
-        "serving {} (pid {}, chid {})",
+        "serving {} (pid {}, chid {}){on}",
         args.name,
         node.pid(),
         server.chan.chid()
@@ -60,8 +93,16 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         Ok(n) => *n,
         Err(failure) => failure.received,
     };
+    // Senders still connected hear that the channel is gone, and what its
+    // getters took.
+    server.chan.destroy();
     writeln!(out, "received {received} messages")?;
     out.flush()?;
+    if args.listen.is_some() {
+        // Senders on other nodes learn what was taken from frames this
+        // process writes; they need a moment to leave before it exits.
+        std::thread::sleep(LINGER);
+    }
     result.map(drop).map_err(|f| f.error)
 }
 
@@ -163,11 +204,19 @@ fn check_order(msg: &Message, next: &mut HashMap<(u32, u32, i32), u64>) -> anyho
     Ok(())
 }
 
-/// One line for a message: who sent it, its sequence number and its text.
+/// One line for a message: who sent it (`nd N` first when from another
+/// node), its sequence number, its size (and `redelivered` when an earlier
+/// instance of this node may have had it) and its text.
 pub fn describe(msg: &Message) -> String {
     let i = msg.info();
+    let nd = if i.nd != 0 {
+        format!("nd {} ", i.nd)
+    } else {
+        String::new()
+    };
+    let again = if i.redelivered { ", redelivered" } else { "" };
     format!(
-        "pid {} coid {} seq {} ({} B): {}",
+        "{nd}pid {} coid {} seq {} ({} B{again}): {}",
         i.pid,
         i.coid,
         i.seq,

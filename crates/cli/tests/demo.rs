@@ -6,7 +6,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// A runtime directory of its own (where names live), removed when dropped.
+/// A runtime directory of its own (where names live, and the QUIC trust
+/// root), removed when dropped.
 struct RuntimeDir(PathBuf);
 
 impl RuntimeDir {
@@ -36,6 +37,7 @@ fn asyncmsg(args: &[&str], limit: Duration) -> Output {
         .args(args)
         .env("RUST_BACKTRACE", "0")
         .env("ASYNCMSG_RUNTIME_DIR", &runtime.0)
+        .env("ASYNCMSG_HOME", runtime.0.join("home"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -99,7 +101,7 @@ fn throughput_line<'a>(stdout: &'a str, hop: &str) -> (&'a str, u64) {
 }
 
 /// Every hop the demo runs over by default.
-const HOPS: [&str; 2] = ["inproc", "shm"];
+const HOPS: [&str; 3] = ["inproc", "shm", "quic"];
 
 #[test]
 fn demo_tours_and_measures_every_hop() {
@@ -132,6 +134,20 @@ fn demo_tours_and_measures_every_hop() {
             "{line:?}"
         );
     }
+    // Within the host the sender is on this node (nd 0); over QUIC it is a
+    // second node, the first other node the receiver heard from (nd 1).
+    let from_node = |nd: u32| {
+        received
+            .iter()
+            .filter(|l| l.contains(&format!(" nd {nd} pid ")))
+            .count()
+    };
+    assert_eq!(from_node(0), 6 * (HOPS.len() - 1), "{stdout}");
+    assert_eq!(from_node(1), 6, "{stdout}");
+    assert!(
+        stdout.contains("\n  the senders' node connects to quic://127.0.0.1:"),
+        "{stdout}"
+    );
     let delivered: Vec<_> = stdout
         .lines()
         .filter(|l| l.trim_start().starts_with("delivered "))
@@ -166,22 +182,53 @@ fn demo_tours_and_measures_every_hop() {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }
 
-    // Shared memory is measured against a child process, not this one.
-    let header = stdout
-        .lines()
-        .find(|l| l.starts_with("shm: 20000 messages of "))
-        .unwrap_or_else(|| panic!("no shm throughput header in:\n{stdout}"));
-    let child: u32 = header
-        .split(" to child process ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no child pid in {header:?}"));
-    assert_ne!(child, pid, "{header:?}");
+    // Shared memory and QUIC are measured against a child process, not this
+    // one.
+    for hop in ["shm", "quic"] {
+        let header = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{hop}: 20000 messages of ")))
+            .unwrap_or_else(|| panic!("no {hop} throughput header in:\n{stdout}"));
+        let child: u32 = header
+            .split(" to child process ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no child pid in {header:?}"));
+        assert_ne!(child, pid, "{header:?}");
+        assert!(
+            stdout.contains(&format!("  child process {child} took every message, ")),
+            "{stdout}"
+        );
+        if hop == "quic" {
+            assert!(header.contains(" at 127.0.0.1:"), "{header:?}");
+        }
+    }
+}
+
+#[test]
+fn demo_over_quic_alone() {
+    let o = asyncmsg(
+        &["demo", "--hop", "quic", "--count", "5000"],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = text(&o);
     assert!(
-        stdout.contains(&format!("  child process {child} took every message, ")),
+        o.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        o.status
+    );
+    assert!(
+        !stdout.contains("\ninproc") && !stdout.contains("\nshm"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("\nquic: 3 sender threads put 2 messages each"),
+        "{stdout}"
+    );
+    let (_, count) = throughput_line(&stdout, "quic");
+    assert_eq!(count, 5000);
+    assert!(stdout.contains(" to child process "), "{stdout}");
 }
 
 #[test]

@@ -1,9 +1,10 @@
-//! `asyncmsg serve`, `send` and `names` as separate processes on one host,
-//! talking over shared memory.
+//! `asyncmsg serve`, `send`, `names` and `cert` as separate processes on one
+//! host, talking over shared memory or QUIC on loopback.
 //!
 //! Every process of a test shares a runtime directory of that test's own, so
-//! tests running at the same time never see each other's names. Every wait is
-//! bounded: a process that outlives its limit is killed and the test fails.
+//! tests running at the same time never see each other's names; its QUIC
+//! trust root (`ASYNCMSG_HOME`) is in there too. Every wait is bounded: a
+//! process that outlives its limit is killed and the test fails.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -110,6 +111,7 @@ impl Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_asyncmsg"))
             .args(args)
             .env("ASYNCMSG_RUNTIME_DIR", runtime)
+            .env("ASYNCMSG_HOME", runtime.join("home"))
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -136,11 +138,22 @@ impl Proc {
         self.child.id()
     }
 
-    /// Waits for `serve`'s start line on stderr.
-    fn wait_serving(&mut self, name: &str) {
+    /// Waits for `serve`'s start line on stderr; returns it.
+    fn wait_serving(&mut self, name: &str) -> String {
         let want = format!("serving {name} (pid {}, chid ", self.pid());
-        if self.err.wait_for(|l| l.starts_with(&want), LIMIT).is_none() {
-            self.fail("never printed its serving line");
+        match self.err.wait_for(|l| l.starts_with(&want), LIMIT) {
+            Some(line) => line,
+            None => self.fail("never printed its serving line"),
+        }
+    }
+
+    /// Waits for the start line of `serve NAME --listen`; returns the
+    /// `HOST:PORT` it listens on.
+    fn wait_listening(&mut self, name: &str) -> String {
+        let line = self.wait_serving(name);
+        match line.rsplit_once(") on quic://") {
+            Some((_, addr)) => addr.to_owned(),
+            None => self.fail(&format!("listens nowhere: {line:?}")),
         }
     }
 
@@ -391,4 +404,174 @@ fn send_refuses_bad_arguments() {
     let (status, _, stderr) = run(&runtime.0, &["serve", "a/b", "--count", "1"]);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot publish"), "{stderr}");
+}
+
+#[test]
+fn serve_and_send_20000_messages_over_quic() {
+    let runtime = RuntimeDir::new();
+    let name = unique("quic");
+    let mut serve = Proc::start(
+        &runtime.0,
+        &[
+            "serve",
+            &name,
+            "--listen",
+            "127.0.0.1:0",
+            "--count",
+            "20000",
+            "--quiet",
+        ],
+    );
+    let addr = serve.wait_listening(&name);
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let target = format!("quic://{addr}/{name}");
+    let (status, stdout, stderr) = run(
+        &runtime.0,
+        &["send", &target, "--count", "20000", "--size", "64"],
+    );
+    assert!(
+        status.success(),
+        "{status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert_eq!(
+        stdout.trim(),
+        "delivered 20000, failed 0",
+        "stderr:\n{stderr}"
+    );
+    let (status, stdout, stderr) = serve.finish(LIMIT);
+    assert!(status.success(), "{status}\nstderr:\n{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "received 20000 messages",
+        "stderr:\n{stderr}"
+    );
+    // The first node to use QUIC made the trust root they share.
+    assert!(runtime.0.join("home/ca.pem").is_file());
+}
+
+#[test]
+fn serve_over_quic_shows_the_sending_node() {
+    let runtime = RuntimeDir::new();
+    let name = unique("quic-lines");
+    let mut serve = Proc::start(&runtime.0, &["serve", &name, "--listen", "127.0.0.1:0"]);
+    let addr = serve.wait_listening(&name);
+    let target = format!("quic://{addr}/{name}");
+    let send = Proc::start(
+        &runtime.0,
+        &["send", &target, "--count", "2", "--message", "over quic"],
+    );
+    let sender = send.pid();
+    let (status, stdout, stderr) = { send }.finish(LIMIT);
+    assert!(
+        status.success(),
+        "{status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert_eq!(stdout.trim(), "delivered 2, failed 0");
+    for seq in 0..2 {
+        let line = serve
+            .out
+            .wait_for(|_| true, LIMIT)
+            .unwrap_or_else(|| serve.fail("printed fewer than 2 lines"));
+        // Node descriptor 1: the first other node this one heard from.
+        assert!(
+            line.starts_with(&format!("nd 1 pid {sender} coid ")),
+            "{line:?}"
+        );
+        assert!(
+            line.ends_with(&format!(" seq {seq} (9 B): over quic")),
+            "{line:?}"
+        );
+    }
+    serve.signal(libc::SIGTERM);
+    let (status, stdout, _) = serve.finish(LIMIT);
+    assert!(status.success(), "{status}");
+    assert!(stdout.ends_with("received 2 messages\n"), "{stdout}");
+}
+
+#[test]
+fn send_over_quic_to_nowhere_gives_up_after_retry_for() {
+    let runtime = RuntimeDir::new();
+    // A UDP port that is taken but never answers QUIC.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+    let addr = silent.local_addr().expect("its address");
+    let target = format!("quic://{addr}/nobody");
+    let start = Instant::now();
+    let (status, stdout, stderr) = run(&runtime.0, &["send", &target, "--retry-for", "1"]);
+    let took = start.elapsed();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // Nothing was sent: no `delivered` line, and the reason.
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach {target:?}: no node answered at {addr} within 1s (--retry-for)"
+        )),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn send_over_quic_to_an_unknown_name_fails_clearly() {
+    let runtime = RuntimeDir::new();
+    let name = unique("quic-other");
+    let mut serve = Proc::start(&runtime.0, &["serve", &name, "--listen", "127.0.0.1:0"]);
+    let addr = serve.wait_listening(&name);
+    let (status, stdout, stderr) = run(&runtime.0, &["send", &format!("quic://{addr}/nobody")]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "the node at {addr} has no channel published as \"nobody\""
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cert_init_creates_the_trust_root_then_finds_it() {
+    let runtime = RuntimeDir::new();
+    let home = runtime.0.join("elsewhere");
+    let home_arg = home.to_str().expect("a UTF-8 path");
+    let (status, stdout, stderr) = run(&runtime.0, &["cert", "init", "--home", home_arg]);
+    assert!(status.success(), "{status}\nstderr:\n{stderr}");
+    let shown = std::fs::canonicalize(&home).expect("the home exists");
+    assert_eq!(
+        stdout,
+        format!("created the trust root in {}\n", shown.display())
+    );
+    assert!(home.join("ca.pem").is_file() && home.join("ca.key").is_file());
+    let (status, stdout, stderr) = run(&runtime.0, &["cert", "init", "--home", home_arg]);
+    assert!(status.success(), "{status}\nstderr:\n{stderr}");
+    assert_eq!(
+        stdout,
+        format!("the trust root in {} exists\n", shown.display())
+    );
+    // Without --home: ASYNCMSG_HOME, which is not where --home pointed.
+    let (status, stdout, _) = run(&runtime.0, &["cert", "init"]);
+    assert!(status.success(), "{status}");
+    assert!(stdout.starts_with("created the trust root in "), "{stdout}");
+    assert!(stdout.trim_end().ends_with("/home"), "{stdout}");
+
+    // A file where the directory should be: an error, said plainly.
+    let file = runtime.0.join("a-file");
+    std::fs::write(&file, "").expect("write a file");
+    let (status, stdout, stderr) = run(
+        &runtime.0,
+        &[
+            "cert",
+            "init",
+            "--home",
+            file.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("cannot set up the trust root in"),
+        "{stderr}"
+    );
 }

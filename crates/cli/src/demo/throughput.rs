@@ -7,9 +7,10 @@
 //! complete and in order, and each connection's callbacks check that every
 //! message is called back `Ok`, once, in put order.
 //!
-//! On a hop whose receiver is a child process (shared memory), the child is
-//! `asyncmsg serve NAME --count N`: it checks each connection's sequence numbers
-//! and reports its count, and the senders here are measured against it.
+//! On a hop whose receiver is a child process (shared memory, QUIC), the child
+//! is `asyncmsg serve NAME --count N` (listening on loopback for QUIC): it
+//! checks each connection's sequence numbers and reports its count, and the
+//! senders here are measured against it.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -164,6 +165,7 @@ pub fn run(node: &Node, hop: Hop, s: &Settings) -> anyhow::Result<Report> {
     let (chan, child, address) = if hop.receives_in_child() {
         let child = ChildServer::spawn(
             &ChildSpec {
+                hop,
                 name,
                 count: s.count,
                 buffer_size: s.size,
@@ -179,10 +181,15 @@ pub fn run(node: &Node, hop: Hop, s: &Settings) -> anyhow::Result<Report> {
                 .buffer_size(s.size)
                 .max_buffers(GET_BATCH),
         )?;
-        let address = hop.expose(&chan, &name)?;
+        let address = hop.expose(node, &chan, &name)?;
         (Some(chan), None, address)
     };
     let to = match &child {
+        Some(c) if hop == Hop::Quic => {
+            let at = address.trim_start_matches("quic://");
+            let at = at.split_once('/').map_or(at, |(host, _)| host);
+            format!(" to child process {} (asyncmsg serve) at {at}", c.pid())
+        }
         Some(c) => format!(" to child process {} (asyncmsg serve)", c.pid()),
         None => String::new(),
     };

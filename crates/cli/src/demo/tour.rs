@@ -3,7 +3,9 @@
 //!
 //! The receiver is in this process on every hop: over shared memory the
 //! senders reach it at `shm://NAME`, through the shared segment, as another
-//! process would.
+//! process would; over QUIC they are a second node of this process, which
+//! reaches this one at `quic://127.0.0.1:PORT/NAME` as a node on another
+//! machine would, and the receiver sees them from node descriptor 1.
 
 use std::sync::mpsc;
 use std::thread;
@@ -11,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use asyncmsg::{ChannelConfig, Connection, ConnectionAttr, Node};
+use asyncmsg_quic::cert::Home;
 
 use super::PATIENCE;
 use crate::hop::{Hop, unique_name};
@@ -27,7 +30,14 @@ pub fn run(node: &Node, hop: Hop) -> anyhow::Result<()> {
     );
     let chan = node.create_channel(ChannelConfig::default().buffer_size(256).max_buffers(8))?;
     let name = unique_name(&format!("demo-tour-{}", hop.label()));
-    let address = hop.expose(&chan, &name)?;
+    let address = hop.expose(node, &chan, &name)?;
+    let sending = hop.sending_node(node)?;
+    if hop == Hop::Quic {
+        let root = Home::from_env()
+            .map(|h| format!("; both trust the root in {}", h.path().display()))
+            .unwrap_or_default();
+        println!("  the senders' node connects to {address} (TLS 1.3 over UDP{root})");
+    }
 
     let (done_tx, done_rx) = mpsc::channel();
     // The connections come back from their threads and live until every
@@ -36,7 +46,7 @@ pub fn run(node: &Node, hop: Hop) -> anyhow::Result<()> {
         let mut senders = Vec::new();
         for sender in 1..=SENDERS {
             let done_tx = done_tx.clone();
-            let conn = node.connect(
+            let conn = sending.connect(
                 address.as_str(),
                 ConnectionAttr::default()
                     .max_buffers(4)
@@ -77,9 +87,10 @@ pub fn run(node: &Node, hop: Hop) -> anyhow::Result<()> {
             for msg in &batch {
                 let i = msg.info();
                 println!(
-                    "  received   coid {} seq {} pid {} chid {} {} B: {:?}",
+                    "  received   coid {} seq {} nd {} pid {} chid {} {} B: {:?}",
                     i.coid,
                     i.seq,
+                    i.nd,
                     i.pid,
                     i.chid,
                     i.msglen,
