@@ -435,6 +435,7 @@ impl Connection {
             None,
             !self.shared.nonblocking.load(Ordering::Relaxed),
             None,
+            false,
         )
     }
 
@@ -463,6 +464,7 @@ impl Connection {
             Some(crate::link::Owned::new(Box::new(callback))),
             !self.shared.nonblocking.load(Ordering::Relaxed),
             None,
+            false,
         )
     }
 
@@ -479,7 +481,7 @@ impl Connection {
     /// assert_eq!(&err.into_buf()[..], b"second");           // nothing is lost
     /// ```
     pub fn try_put(&self, buf: impl Into<SendBuf>, handle: u64) -> Result<(), PutError> {
-        self.put_inner(buf.into(), handle, None, false, None)
+        self.put_inner(buf.into(), handle, None, false, None, false)
     }
 
     /// Puts a message, waiting at most `timeout` for a free slot.
@@ -500,18 +502,7 @@ impl Connection {
         handle: u64,
         timeout: Duration,
     ) -> Result<(), PutError> {
-        self.put_inner(buf.into(), handle, None, true, Some(timeout))
-    }
-
-    fn put_inner(
-        &self,
-        buf: SendBuf,
-        handle: u64,
-        once: Option<crate::link::Owned<OnceCallback>>,
-        may_wait: bool,
-        timeout: Option<Duration>,
-    ) -> Result<(), PutError> {
-        self.put_full(buf, handle, once, may_wait, timeout, false)
+        self.put_inner(buf.into(), handle, None, true, Some(timeout), false)
     }
 
     /// Puts messages from the front of `msgs` while slots are free, never
@@ -580,10 +571,10 @@ impl Connection {
     /// (what receivers see in [`MsgInfo::redelivered`](crate::MsgInfo)).
     #[doc(hidden)]
     pub fn try_put_redelivered(&self, buf: SendBuf, handle: u64) -> Result<(), PutError> {
-        self.put_full(buf, handle, None, false, None, true)
+        self.put_inner(buf, handle, None, false, None, true)
     }
 
-    fn put_full(
+    fn put_inner(
         &self,
         buf: SendBuf,
         handle: u64,
@@ -827,7 +818,7 @@ impl Connection {
             // Registered before the attempt, so a slot freed after it wakes us.
             let waiter = SenderWaiter::new(c);
             let listener = c.sender_event.listen();
-            match self.put_inner(buf, handle, None, false, None) {
+            match self.put_inner(buf, handle, None, false, None, false) {
                 Err(PutError::WouldBlock(back)) => {
                     buf = back;
                     listener.await;

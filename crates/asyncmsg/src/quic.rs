@@ -599,29 +599,20 @@ fn reason(kind: ErrorKind, why: &str) -> String {
 
 /// The error kind a refusal or close names.
 fn kind_of(errno: i32, reason: &str) -> ErrorKind {
-    use ErrorKind::*;
     let name = reason.split(':').next().unwrap_or("");
-    [
-        Detached,
-        Destroyed,
-        PeerLost,
-        TooLarge,
-        WouldBlock,
-        TimedOut,
-        PermissionDenied,
-        InvalidArgument,
-        NotFound,
-        Protocol,
-        NoMemory,
-    ]
-    .into_iter()
-    .find(|k| format!("{k:?}") == name)
-    .or_else(|| {
-        [PermissionDenied, NotFound, InvalidArgument]
+    ErrorKind::ALL
+        .into_iter()
+        .find(|k| format!("{k:?}") == name)
+        .or_else(|| {
+            [
+                ErrorKind::PermissionDenied,
+                ErrorKind::NotFound,
+                ErrorKind::InvalidArgument,
+            ]
             .into_iter()
             .find(|k| k.errno() == errno)
-    })
-    .unwrap_or(Protocol)
+        })
+        .unwrap_or(ErrorKind::Protocol)
 }
 
 /// A control frame, owned.
@@ -918,6 +909,14 @@ fn connect(
     if let Some(pid) = pid
         && pid != accept.pid
     {
+        // Not the channel asked for: the receiving node forgets the stream.
+        let mut send = send;
+        q.handle.spawn(async move {
+            let mut out = Vec::new();
+            wire::encode_close(&wire::Close::new(0, "Detached: wrong process"), &mut out);
+            let _ = send.write_all(&out).await;
+            let _ = send.finish();
+        });
         return Err(ConnectError::NotFound(format!("process {pid} at {addr}")));
     }
     let _ = link

@@ -1,26 +1,36 @@
-//! QUIC between two nodes of this process: the basic path.
+//! QUIC between two nodes of this process: addressing by name and by
+//! `(nd, pid, chid)`, and what a message carries (B09, B19). The SPEC rules
+//! over QUIC: `crates/conformance/tests/quic.rs`; faults and processes:
+//! `quic_faults.rs`, `quic_processes.rs`.
 
+use std::net::SocketAddr;
+use std::sync::mpsc;
 use std::time::Duration;
 
-use asyncmsg::{ChannelConfig, ConnectionAttr, Node};
+use asyncmsg::{Channel, ChannelConfig, ChannelId, ConnectionAttr, Node};
 
-fn home() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("asyncmsg-quic-basic-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A receiving node listening on loopback with a channel published as
+/// `name`, and a sending node; both trust one root in a temporary directory.
+fn pair(name: &str) -> (Node, Node, Channel, SocketAddr) {
+    let home = std::env::temp_dir().join(format!("asyncmsg-quic-basic-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let receiver = Node::new().unwrap();
+    receiver.trust_home(&home);
+    let sender = Node::new().unwrap();
+    sender.trust_home(&home);
+    let chan = receiver.create_channel(ChannelConfig::default()).unwrap();
+    chan.publish(&format!("{name}-{}", std::process::id()))
+        .unwrap();
+    let addr = receiver.listen("127.0.0.1:0").unwrap();
+    (receiver, sender, chan, addr)
 }
 
 #[test]
-fn one_message_over_quic() {
-    let receiver = Node::new().unwrap();
-    receiver.trust_home(home());
-    let sender = Node::new().unwrap();
-    sender.trust_home(home());
-    let chan = receiver.create_channel(ChannelConfig::default()).unwrap();
-    chan.publish(&format!("basic-{}", std::process::id()))
-        .unwrap();
-    let addr = receiver.listen("127.0.0.1:0").unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+fn b19_by_name_one_message_and_its_callback() {
+    let (_receiver, sender, chan, addr) = pair("basic");
+    let (tx, rx) = mpsc::channel();
     let conn = sender
         .connect(
             format!("quic://{addr}/basic-{}", std::process::id()),
@@ -28,124 +38,37 @@ fn one_message_over_quic() {
         )
         .unwrap();
     conn.put("hello", 7).unwrap();
-    let batch = chan.get_timeout(Duration::from_secs(5)).unwrap();
+    let batch = chan.get_timeout(WAIT).unwrap();
     assert_eq!(batch[0].data(), b"hello");
-    drop(batch);
+    let info = batch[0].info();
+    // The receiving node numbers the sending node from 1; the pid and coid
+    // are the sender's.
     assert_eq!(
-        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
-        (7, Ok(()))
+        (info.nd, info.pid, info.coid),
+        (1, std::process::id(), conn.coid())
     );
+    assert!(!info.redelivered);
+    drop(batch);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (7, Ok(())));
 }
 
 #[test]
-fn three_puts_nonblocking_channel() {
-    let receiver = Node::new().unwrap();
-    receiver.trust_home(home());
-    let sender = Node::new().unwrap();
-    sender.trust_home(home());
-    let chan = receiver
-        .create_channel(ChannelConfig::default().nonblocking(true))
-        .unwrap();
-    let name = format!("nb-{}", std::process::id());
-    chan.publish(&name).unwrap();
-    let addr = receiver.listen("127.0.0.1:0").unwrap();
-    let conn = sender
-        .connect(
-            format!("quic://{addr}/{name}"),
-            ConnectionAttr::default().trigger_count(1),
-        )
-        .unwrap();
-    for i in 0..3u64 {
-        conn.put(format!("m{i}"), i).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(5), chan.readable())
-                .await
-                .unwrap_or_else(|_| panic!("put {i}: not readable; {}", chan.debug_state()))
-                .unwrap();
-        });
-        let batch = chan.try_get().unwrap();
-        assert_eq!(batch[0].data(), format!("m{i}").as_bytes());
-    }
-}
-
-#[test]
-fn readable_after_a_cancelled_readable_in_process() {
-    let node = Node::new().unwrap();
-    let chan = node
-        .create_channel(ChannelConfig::default().nonblocking(true))
-        .unwrap();
-    let conn = node
-        .connect(chan.id(), ConnectionAttr::default().trigger_count(1))
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let quiet = rt.block_on(async {
-        tokio::time::timeout(Duration::from_millis(50), chan.readable())
-            .await
-            .is_err()
-    });
-    assert!(quiet);
-    conn.put("x", 1).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(2), chan.readable())
-            .await
-            .unwrap_or_else(|_| panic!("not readable: {}", chan.debug_state()))
-            .unwrap();
-    });
-}
-
-#[test]
-fn b01_shape_over_quic() {
-    let receiver = Node::new().unwrap();
-    receiver.trust_home(home());
-    let sender = Node::new().unwrap();
-    sender.trust_home(home());
-    let addr = receiver.listen("127.0.0.1:0").unwrap();
-    let chan = receiver
-        .create_channel(ChannelConfig::default().nonblocking(true))
-        .unwrap();
-    let name = format!("b01-{}", std::process::id());
-    chan.publish(&name).unwrap();
-    let conn = sender
-        .connect(
-            format!("quic://{addr}/{name}"),
-            ConnectionAttr::default().trigger_count(1),
-        )
-        .unwrap();
-    for i in 0..3u64 {
-        conn.put(format!("m{i}"), i).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(5), chan.readable())
-                .await
-                .unwrap_or_else(|_| panic!("put {i}: not readable; {}", chan.debug_state()))
-                .unwrap();
-        });
-        let batch = chan.try_get().unwrap();
-        assert_eq!(batch[0].data(), format!("m{i}").as_bytes());
-        drop(batch);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let arrived = rt.block_on(async {
-            tokio::time::timeout(Duration::from_millis(100), chan.readable())
-                .await
-                .is_ok()
-        });
-        assert!(!arrived);
-    }
+fn b19_by_node_descriptor_pid_and_chid() {
+    let (_receiver, sender, chan, addr) = pair("by-id");
+    let nd = sender.node_descriptor(&addr.to_string()).unwrap();
+    assert!(nd > 0);
+    let id = ChannelId {
+        nd,
+        pid: std::process::id(),
+        chid: chan.chid(),
+    };
+    let conn = sender.connect(id, ConnectionAttr::default()).unwrap();
+    conn.put("by id", 1).unwrap();
+    assert_eq!(chan.get_timeout(WAIT).unwrap()[0].data(), b"by id");
+    // A pid that does not own the channel is no channel.
+    let wrong = ChannelId { pid: 1, ..id };
+    assert!(matches!(
+        sender.connect(wrong, ConnectionAttr::default()),
+        Err(asyncmsg::ConnectError::NotFound(_))
+    ));
 }

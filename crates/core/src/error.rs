@@ -29,6 +29,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, for code that names them (across a network link, say).
+    ///
+    /// ```
+    /// use asyncmsg_core::ErrorKind;
+    /// assert!(ErrorKind::ALL.contains(&ErrorKind::PeerLost));
+    /// ```
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::Detached,
+        ErrorKind::Destroyed,
+        ErrorKind::PeerLost,
+        ErrorKind::TooLarge,
+        ErrorKind::WouldBlock,
+        ErrorKind::TimedOut,
+        ErrorKind::PermissionDenied,
+        ErrorKind::InvalidArgument,
+        ErrorKind::NotFound,
+        ErrorKind::Protocol,
+        ErrorKind::NoMemory,
+    ];
+
     /// The errno QNX documents for this failure.
     pub fn errno(self) -> i32 {
         match self {
