@@ -23,6 +23,7 @@
 //! }
 //! ```
 
+pub mod quic;
 pub mod shm;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -27,8 +27,8 @@
 //! `main`; and, for the asyncmsg cells, give the run a runtime directory of
 //! its own ([`RuntimeDir`]) before it starts any thread.
 
-mod asyncmsg;
-mod peers;
+pub(crate) mod asyncmsg;
+pub(crate) mod peers;
 mod process;
 mod request_reply;
 

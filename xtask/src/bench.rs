@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the in-process throughput matrix, then the
-//! shared-memory (two-process) matrix, run through the same harness as the
-//! criterion benches (`asyncmsg_bench`, `asyncmsg_bench::shm`).
+//! shared-memory (two-process) matrix, then the QUIC (loopback) matrix, run
+//! through the same harness as the criterion benches (`asyncmsg_bench`,
+//! `asyncmsg_bench::shm`, `asyncmsg_bench::quic`).
 //!
 //! Cells run interleaved, round by round, so that a machine that slows down
 //! for a while slows every cell alike; ratios are taken per round (paired) and
@@ -16,10 +17,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use asyncmsg_bench::quic::{self, QuicCell, TrustHome, run_quic_matrix};
 use asyncmsg_bench::shm::{Launcher, ShmCell, Sizes, run_shm_matrix};
 use asyncmsg_bench::{Cell, Summary, TARGETS, pingpong_one_way, run_retrying};
 
-use crate::report::{CellResult, Meta, RatioResult, Results, ShmSection};
+use crate::report::{CellResult, Meta, QuicSection, RatioResult, Results, ShmSection};
 
 /// Stalled runs retried per run before giving up.
 const RETRIES: u32 = 10;
@@ -64,6 +66,15 @@ impl Options {
             Sizes::QUICK
         } else {
             Sizes::FULL
+        }
+    }
+
+    /// Messages per run of each QUIC cell.
+    pub(crate) fn quic_sizes(&self) -> quic::Sizes {
+        if self.quick {
+            quic::Sizes::QUICK
+        } else {
+            quic::Sizes::FULL
         }
     }
 }
@@ -139,10 +150,11 @@ impl Progress {
 pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
     let cells = Cell::ALL;
     let shm_cells = ShmCell::ALL;
+    let quic_cells = QuicCell::ALL;
     let n = opts.messages;
     let warmup = (n / 10).max(1_000);
     let mut progress =
-        Progress::new(cells.len() * (opts.runs + 1) + 2 + shm_cells.len() * (opts.runs + 1));
+        Progress::new((cells.len() + shm_cells.len() + quic_cells.len()) * (opts.runs + 1) + 2);
     progress.show("cache-line ping-pong (before)");
     let pingpong_before = pingpong_ns();
     progress.step_done();
@@ -193,6 +205,23 @@ pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
     if announced {
         progress.step_done();
     }
+
+    // The QUIC matrix, under a trust root of its own, the same way.
+    let quic_sizes = opts.quic_sizes();
+    let home = TrustHome::create().context("a trust root for the QUIC matrix")?;
+    let mut announced = false;
+    let quic_report = run_quic_matrix(&quic_cells, opts.runs, &quic_sizes, &home, |step| {
+        if announced {
+            progress.step_done();
+        }
+        announced = true;
+        progress.show(&format!("quic {step}"));
+    })
+    .context("the QUIC matrix")?;
+    if announced {
+        progress.step_done();
+    }
+    drop(home);
     progress.finish();
 
     let cell_results: Vec<CellResult> = cells
@@ -222,6 +251,11 @@ pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
             rounds: opts.runs,
             sizes: shm_sizes,
             report: shm_report,
+        },
+        quic: QuicSection {
+            rounds: opts.runs,
+            sizes: quic_sizes,
+            report: quic_report,
         },
     };
 

@@ -1,7 +1,8 @@
 //! `cargo xtask compare A.json B.json`: the change from run A to run B as
 //! markdown tables (in-process cells by messages/s and the asyncmsg/peer
 //! ratios; then the shared-memory cells by messages/s and p50 latency, and
-//! their ratios).
+//! their ratios; then the QUIC cells by messages/s and bytes/s, and their
+//! ratios).
 //!
 //! Absolute figures drift 2–10× between runs on a shared VM; the ratio rows,
 //! each measured within one run, are the ones to read.
@@ -61,6 +62,16 @@ fn rows(v: &Value, key: &str) -> Vec<(String, f64, f64, f64)> {
 /// cells that have it.
 fn shm_rows(v: &Value, figure: &str) -> Vec<(String, f64, f64, f64)> {
     extract(&v["shm"]["cells"], Some(figure))
+}
+
+/// `(id, median, min, max)` of the QUIC cells' `figure`.
+fn quic_rows(v: &Value, figure: &str) -> Vec<(String, f64, f64, f64)> {
+    extract(&v["quic"]["cells"], Some(figure))
+}
+
+/// `x` bytes/s, readable.
+fn bytes_rate(x: f64) -> String {
+    format!("{}B/s", rate(x))
 }
 
 /// One markdown table of `rows` from A and B (nothing when both are empty),
@@ -160,6 +171,28 @@ pub(crate) fn compare(a_path: &Path, b_path: &Path) -> Result<String> {
         &rows(&b["shm"], "ratios"),
         times,
     );
+    // The QUIC matrix, when either run has it.
+    table(
+        &mut o,
+        ["quic cell (msg/s)", "A (median)", "B (median)"],
+        &quic_rows(&a, "msg_per_s"),
+        &quic_rows(&b, "msg_per_s"),
+        rate,
+    );
+    table(
+        &mut o,
+        ["quic cell (bytes/s)", "A (median)", "B (median)"],
+        &quic_rows(&a, "bytes_per_s"),
+        &quic_rows(&b, "bytes_per_s"),
+        bytes_rate,
+    );
+    table(
+        &mut o,
+        ["quic ratio", "A (median)", "B (median)"],
+        &rows(&a["quic"], "ratios"),
+        &rows(&b["quic"], "ratios"),
+        times,
+    );
     Ok(o)
 }
 
@@ -233,5 +266,51 @@ mod tests {
             rate,
         );
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn quic_rows_and_ratios_are_compared() {
+        let run = |rate: f64, ratio: f64| {
+            json!({
+                "schema": SCHEMA,
+                "meta": { "git_rev": "0123456789abcdef", "host": "h", "date": "d" },
+                "cells": [],
+                "ratios": [],
+                "quic": {
+                    "cells": [
+                        {
+                            "id": "quic/64B/asyncmsg-trigger-64",
+                            "msg_per_s": { "median": rate, "min": rate, "max": rate },
+                            "bytes_per_s": { "median": rate * 64.0, "min": rate * 64.0, "max": rate * 64.0 }
+                        }
+                    ],
+                    "ratios": [ { "id": "q / r (throughput)", "median": ratio, "min": ratio, "max": ratio } ]
+                }
+            })
+        };
+        let dir = std::env::temp_dir().join(format!("xtask-compare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+        std::fs::write(&a, run(2e6, 0.25).to_string()).unwrap();
+        std::fs::write(&b, run(3e6, 0.5).to_string()).unwrap();
+        let o = compare(&a, &b).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            o.contains("| quic/64B/asyncmsg-trigger-64 | 2.00 M | 3.00 M | +50.0% |"),
+            "{o}"
+        );
+        assert!(o.contains("| quic cell (bytes/s) |"), "{o}");
+        assert!(o.contains("| 128.00 MB/s | 192.00 MB/s |"), "{o}");
+        assert!(
+            o.contains("| q / r (throughput) | 0.25× | 0.50× | +100.0% |"),
+            "{o}"
+        );
+        // A run without the QUIC matrix (older results) compares too.
+        let old = json!({ "schema": SCHEMA, "meta": {}, "cells": [], "ratios": [] });
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&a, old.to_string()).unwrap();
+        let o = compare(&a, &a).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!o.contains("quic"), "{o}");
     }
 }

@@ -23,8 +23,9 @@ usage: cargo xtask <command>
 commands:
   bench [--quick] [--runs N] [--messages N]
             run the in-process throughput matrix, then the shared-memory
-            (two-process) matrix, from a release build; prints markdown
-            tables, writes target/bench/results.json and REPORT.md
+            (two-process) matrix, then the QUIC (loopback) matrix, from a
+            release build; prints markdown tables, writes
+            target/bench/results.json and REPORT.md
   compare A.json B.json
             print the change between two results.json files as markdown
   stress    run the stress tests: cargo test --workspace --release -- --ignored

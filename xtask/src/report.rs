@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use asyncmsg_bench::quic::{self, QuicCellResult, QuicRatioResult, QuicReport, RAW_BATCH};
 use asyncmsg_bench::shm::{
     ALLOC, Kind, MIB, Metric, SMALL, ShmCellResult, ShmRatioResult, ShmReport, Sizes,
 };
@@ -330,6 +331,95 @@ impl ShmSection {
     }
 }
 
+/// The QUIC (loopback) matrix of a run.
+#[derive(Debug, Clone)]
+pub(crate) struct QuicSection {
+    /// Measured rounds (after one warm-up round).
+    pub(crate) rounds: usize,
+    /// Messages per run of each cell.
+    pub(crate) sizes: quic::Sizes,
+    pub(crate) report: QuicReport,
+}
+
+impl QuicSection {
+    fn cell_json(&self, c: &QuicCellResult) -> Value {
+        let cell = c.cell;
+        json!({
+            "id": cell.id(),
+            "name": cell.name(),
+            "transport": "quic",
+            "kind": "throughput",
+            "payload_bytes": cell.payload(),
+            "asyncmsg": cell.is_asyncmsg(),
+            "per_run": self.sizes.of(cell),
+            "msg_per_s": figures(&c.messages_per_s),
+            "bytes_per_s": figures(&c.bytes_per_s),
+        })
+    }
+
+    fn ratio_json(r: &QuicRatioResult) -> Value {
+        let ratio = r.ratio;
+        json!({
+            "id": format!(
+                "{} / {} (throughput)",
+                ratio.numerator.id(),
+                ratio.denominator.id()
+            ),
+            "numerator": ratio.numerator.id(),
+            "denominator": ratio.denominator.id(),
+            "metric": "throughput",
+            "median": r.summary.median,
+            "min": r.summary.min,
+            "max": r.summary.max,
+            "target": ratio.target,
+            "target_bound": ratio.target.map(|_| "at_least"),
+            "meets_target": r.met(),
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "rounds": self.rounds,
+            "warm_up_rounds": 1,
+            "placement": "both nodes (or quinn ends) in this process, each on a tokio runtime of its own with two workers, unpinned; loopback",
+            "sizes": {
+                "small_messages": self.sizes.small,
+                "per_message_write_messages": self.sizes.per_message,
+                "mib_messages": self.sizes.mib,
+            },
+            "cells": self.report.cells.iter().map(|c| self.cell_json(c)).collect::<Vec<_>>(),
+            "ratios": self.report.ratios.iter().map(QuicSection::ratio_json).collect::<Vec<_>>(),
+        })
+    }
+
+    fn markdown(&self) -> String {
+        let s = &self.sizes;
+        let mut o = String::new();
+        o += "## QUIC (loopback)\n\n";
+        o += &format!(
+            "asyncmsg between two nodes of this process over `quic://127.0.0.1:PORT/NAME` \
+             (TLS 1.3, one trust root in a temporary directory), beside raw quinn with the \
+             same TLS and transport settings: one stream of length-prefixed frames, \
+             {RAW_BATCH} frames per `write_all` or one per `write_all`. Each node (each \
+             quinn end) runs on a tokio runtime of its own with two workers, all in this \
+             process, unpinned; asyncmsg's putting and getting threads are two more. \
+             Timed from the first put (write) until the receiving side had the last \
+             message; every message's index is checked in order, and every asyncmsg \
+             delivery callback must come back `Ok`. One warm-up round, then {} rounds, \
+             cells interleaved; per run {} messages of {} B ({} with one write each), or \
+             {} of {} MiB. Median (min–max) over the rounds; ratios paired per round.\n\n",
+            self.rounds,
+            s.small,
+            quic::SMALL,
+            s.per_message,
+            s.mib,
+            quic::MIB / (1024 * 1024),
+        );
+        o += &self.report.markdown();
+        o
+    }
+}
+
 /// A whole bench run.
 #[derive(Debug, Clone)]
 pub(crate) struct Results {
@@ -337,6 +427,7 @@ pub(crate) struct Results {
     pub(crate) cells: Vec<CellResult>,
     pub(crate) ratios: Vec<RatioResult>,
     pub(crate) shm: ShmSection,
+    pub(crate) quic: QuicSection,
 }
 
 impl Results {
@@ -347,6 +438,7 @@ impl Results {
             "cells": self.cells.iter().map(CellResult::to_json).collect::<Vec<_>>(),
             "ratios": self.ratios.iter().map(RatioResult::to_json).collect::<Vec<_>>(),
             "shm": self.shm.to_json(),
+            "quic": self.quic.to_json(),
         });
         let mut s = serde_json::to_string_pretty(&v).expect("a Value always serialises");
         s.push('\n');
@@ -424,6 +516,8 @@ impl Results {
         }
         o += "\n";
         o += &self.shm.markdown();
+        o += "\n";
+        o += &self.quic.markdown();
         o
     }
 }
@@ -535,6 +629,49 @@ mod tests {
         let r = &v["ratios"][0];
         assert_eq!(r["median"], 0.5);
         assert_eq!(r["target_bound"], "at_least");
+        assert_eq!(r["meets_target"], false);
+    }
+
+    #[test]
+    fn the_quic_section_has_its_tables_and_figures() {
+        use asyncmsg_bench::quic::{QUIC_RATIOS, QuicCell};
+
+        let cell = |cell: QuicCell, rate: f64| QuicCellResult {
+            cell,
+            messages_per_s: vec![rate; 5],
+            bytes_per_s: vec![rate * cell.payload() as f64; 5],
+        };
+        let section = QuicSection {
+            rounds: 5,
+            sizes: quic::Sizes::QUICK,
+            report: QuicReport {
+                cells: vec![
+                    cell(QuicCell::AsyncmsgSmallTrigger64, 2e6),
+                    cell(QuicCell::RawBatch64, 8e6),
+                    cell(QuicCell::RawMib, 600.0),
+                ],
+                ratios: vec![QuicRatioResult {
+                    ratio: QUIC_RATIOS[0],
+                    summary: Summary::of(&[0.25, 0.2, 0.3]).unwrap(),
+                }],
+            },
+        };
+        let md = section.markdown();
+        assert!(md.starts_with("## QUIC (loopback)\n\n"), "{md}");
+        for part in ["raw quinn 64B x64", "QUIC ratios", "≥ 0.5", "**no**"] {
+            assert!(md.contains(part), "{part:?} missing from\n{md}");
+        }
+        let v = section.to_json();
+        assert_eq!(v["rounds"], 5);
+        let cells = v["cells"].as_array().unwrap();
+        assert_eq!(cells.len(), 3);
+        assert_eq!(cells[0]["id"], "quic/64B/asyncmsg-trigger-64");
+        assert_eq!(cells[0]["msg_per_s"]["median"], 2e6);
+        assert_eq!(cells[2]["bytes_per_s"]["median"], 600.0 * MIB as f64);
+        assert_eq!(cells[2]["per_run"], quic::Sizes::QUICK.mib);
+        let r = &v["ratios"][0];
+        assert_eq!(r["median"], 0.25);
+        assert_eq!(r["target"], 0.5);
         assert_eq!(r["meets_target"], false);
     }
 

@@ -108,7 +108,7 @@ pub(crate) fn address(name: &str) -> String {
 /// (one short lock per callback; the putter swaps the whole stack out when its
 /// own runs dry).
 #[derive(Debug, Default)]
-struct Recycler {
+pub(crate) struct Recycler {
     returned: Mutex<Vec<SendBuf>>,
 }
 
@@ -131,7 +131,7 @@ impl Recycler {
 /// The putting side's buffers: its own stack, refilled from the recycler,
 /// and as a last resort new ones.
 #[derive(Debug)]
-struct Buffers {
+pub(crate) struct Buffers {
     local: Vec<SendBuf>,
     recycler: Arc<Recycler>,
     payload: usize,
@@ -139,7 +139,7 @@ struct Buffers {
 }
 
 impl Buffers {
-    fn new(node: &Node, count: usize, payload: usize, alloc: bool) -> Buffers {
+    pub(crate) fn new(node: &Node, count: usize, payload: usize, alloc: bool) -> Buffers {
         let mut b = Buffers {
             local: Vec::with_capacity(count),
             recycler: Arc::new(Recycler::default()),
@@ -158,7 +158,7 @@ impl Buffers {
         }
     }
 
-    fn take(&mut self, node: &Node) -> SendBuf {
+    pub(crate) fn take(&mut self, node: &Node) -> SendBuf {
         if let Some(b) = self.local.pop() {
             return b;
         }
@@ -173,7 +173,7 @@ impl Buffers {
 /// What the delivery callbacks of one connection saw: every one `Ok`, in put
 /// order.
 #[derive(Debug, Default)]
-struct Deliveries {
+pub(crate) struct Deliveries {
     next: AtomicU64,
     failed: AtomicBool,
     first_error: Mutex<Option<String>>,
@@ -193,7 +193,7 @@ impl Deliveries {
         self.next.store(expected + 1, Ordering::Release);
     }
 
-    fn check(&self, n: u64) -> Result<()> {
+    pub(crate) fn check(&self, n: u64) -> Result<()> {
         if self.failed.load(Ordering::Acquire) {
             let why = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
             bail!("{}", why.as_deref().unwrap_or("a delivery callback failed"));
@@ -204,11 +204,12 @@ impl Deliveries {
     }
 }
 
-/// A connection whose callbacks recycle buffers into `buffers` and count into
-/// `seen`; `last` hears when callback number `n` ran.
-fn connect(
+/// A connection to the channel at `target` (an address) whose callbacks
+/// recycle buffers into `buffers` and count into `seen`; `last` hears when
+/// callback number `n` ran.
+pub(crate) fn connect(
     node: &Node,
-    name: &str,
+    target: &str,
     max_buffers: u32,
     trigger: u32,
     buffers: &Buffers,
@@ -218,7 +219,7 @@ fn connect(
     let recycler = buffers.recycler.clone();
     let seen = seen.clone();
     node.connect(
-        address(name).as_str(),
+        target,
         ConnectionAttr::default()
             .max_buffers(max_buffers)
             .trigger_count(trigger)
@@ -235,10 +236,10 @@ fn connect(
                 }
             }),
     )
-    .with_context(|| format!("connecting to {}", address(name)))
+    .with_context(|| format!("connecting to {target}"))
 }
 
-fn channel(
+pub(crate) fn channel(
     node: &Node,
     payload: usize,
     max_buffers: u32,
@@ -255,7 +256,7 @@ fn channel(
 
 /// Waits for the next batch; a get that waits [`GET_STALL`] is an error (the
 /// peer is gone, or a trigger or wake-up was lost).
-fn get_batch(chan: &Channel, batch: &mut Vec<Message>, after: u64) -> Result<()> {
+pub(crate) fn get_batch(chan: &Channel, batch: &mut Vec<Message>, after: u64) -> Result<()> {
     let asked = Instant::now();
     match chan.get_into(batch, Some(GET_STALL)) {
         Ok(()) => Ok(()),
@@ -267,7 +268,7 @@ fn get_batch(chan: &Channel, batch: &mut Vec<Message>, after: u64) -> Result<()>
     }
 }
 
-fn check_message(msg: &Message, payload: usize, expected: u64) -> Result<()> {
+pub(crate) fn check_message(msg: &Message, payload: usize, expected: u64) -> Result<()> {
     ensure!(
         msg.data().len() == payload,
         "message {expected}: {} bytes, expected {payload}",
@@ -347,7 +348,7 @@ pub(crate) fn child_send(mut env: ChildEnv) -> Result<()> {
     let (done_tx, done_rx) = mpsc::sync_channel::<()>(1);
     let conn = connect(
         &node,
-        &name,
+        &address(&name),
         max_buffers,
         trigger,
         &buffers,
@@ -406,7 +407,15 @@ pub(crate) fn latency(launcher: &Launcher, n: u64, shape: PingShape) -> Result<R
     let mut buffers = Buffers::new(&node, 2 * PING_BUFFERS as usize, shape.payload, shape.alloc);
     let seen = Arc::new(Deliveries::default());
     control.expect_from(Step::Ready, &mut child)?;
-    let conn = connect(&node, &their_name, PING_BUFFERS, 1, &buffers, &seen, None)?;
+    let conn = connect(
+        &node,
+        &address(&their_name),
+        PING_BUFFERS,
+        1,
+        &buffers,
+        &seen,
+        None,
+    )?;
     let mut batch: Vec<Message> = Vec::with_capacity(PING_BUFFERS as usize);
 
     let run = latency_loop(warmup, n, |i| {
@@ -444,7 +453,15 @@ pub(crate) fn child_echo(mut env: ChildEnv) -> Result<()> {
     mine.publish(&ping_name).context("publishing the channel")?;
     let mut buffers = Buffers::new(&node, 2 * PING_BUFFERS as usize, payload, alloc);
     let seen = Arc::new(Deliveries::default());
-    let conn = connect(&node, &pong_name, PING_BUFFERS, 1, &buffers, &seen, None)?;
+    let conn = connect(
+        &node,
+        &address(&pong_name),
+        PING_BUFFERS,
+        1,
+        &buffers,
+        &seen,
+        None,
+    )?;
     let mut batch: Vec<Message> = Vec::with_capacity(PING_BUFFERS as usize);
     let _pinned = pin(RECEIVER_CPU);
     control.send(Step::Ready)?;
