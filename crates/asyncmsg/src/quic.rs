@@ -349,6 +349,36 @@ async fn serve(
     let key = (hello.sender, hello.coid, id.chid);
     let mut last_ack = None;
     loop {
+        // What arrived, the hello's own packet included, before anything
+        // waits for more.
+        loop {
+            match dec.next() {
+                Ok(None) => break,
+                Ok(Some(wire::Frame::Data(batch))) => {
+                    if let Err(why) = receive(&proxy, &batch) {
+                        return close_with(&mut send, ErrorKind::Protocol, why).await;
+                    }
+                }
+                Ok(Some(wire::Frame::Flush(_))) => lock(&proxy.queue).push_back(Op::Flush),
+                Ok(Some(wire::Frame::Triggers(t))) => lock(&proxy.queue).push_back(Op::Triggers(t)),
+                Ok(Some(wire::Frame::Close(_))) => {
+                    // The sender detaches: what the getters took is final;
+                    // the rest is dropped here (the sender calls it back).
+                    lock(&q.proxies).remove(&key);
+                    proxy.conn.detach();
+                    out.clear();
+                    wire::encode_ack(proxy.base + shared.taken(), &mut out);
+                    wire::encode_close(&wire::Close::new(0, "detached"), &mut out);
+                    let _ = send.write_all(&out).await;
+                    let _ = send.finish();
+                    return;
+                }
+                Ok(Some(_)) | Err(_) => {
+                    // B21: that link fails, nothing else.
+                    return close_with(&mut send, ErrorKind::Protocol, "malformed frame").await;
+                }
+            }
+        }
         let listener = shared.sender_event.listen();
         apply(&proxy);
         let state = lock(&shared.send).state;
@@ -374,42 +404,18 @@ async fn serve(
         }
         tokio::select! {
             () = listener => {}
-            r = recv.read(dec.spare(READ_CHUNK)) => {
-                match r {
-                    Ok(Some(n)) => dec.commit(n),
-                    // The sender's link went away: the proxy stays for its
-                    // next stream.
-                    Ok(None) | Err(_) => return,
-                }
-                loop {
-                    match dec.next() {
-                        Ok(None) => break,
-                        Ok(Some(wire::Frame::Data(batch))) => {
-                            if let Err(why) = receive(&proxy, &batch) {
-                                return close_with(&mut send, ErrorKind::Protocol, why).await;
-                            }
-                        }
-                        Ok(Some(wire::Frame::Flush(_))) => lock(&proxy.queue).push_back(Op::Flush),
-                        Ok(Some(wire::Frame::Triggers(t))) => lock(&proxy.queue).push_back(Op::Triggers(t)),
-                        Ok(Some(wire::Frame::Close(_))) => {
-                            // The sender detaches: what the getters took is
-                            // final; the rest is dropped here (the sender
-                            // calls it back).
-                            lock(&q.proxies).remove(&key);
-                            proxy.conn.detach();
-                            out.clear();
-                            wire::encode_ack(proxy.base + shared.taken(), &mut out);
-                            wire::encode_close(&wire::Close::new(0, "detached"), &mut out);
-                            let _ = send.write_all(&out).await;
-                            let _ = send.finish();
-                            return;
-                        }
-                        Ok(Some(_)) | Err(_) => {
-                            // B21: that link fails, nothing else.
-                            return close_with(&mut send, ErrorKind::Protocol, "malformed frame").await;
-                        }
+            r = recv.read(dec.spare(READ_CHUNK)) => match r {
+                Ok(Some(n)) => dec.commit(n),
+                // The sender's link went away: the proxy stays for its next
+                // stream; a stream that ends inside a frame broke the
+                // protocol (B21).
+                Ok(None) => {
+                    if dec.finish().is_err() {
+                        return close_with(&mut send, ErrorKind::Protocol, "truncated frame").await;
                     }
+                    return;
                 }
+                Err(_) => return,
             }
         }
     }
@@ -1146,6 +1152,23 @@ impl Sender {
             {
                 return self.close(&mut send, &mut recv, &mut dec).await;
             }
+            // What the receiving node said, the accept's own packet included.
+            loop {
+                match dec.next() {
+                    Ok(None) => break,
+                    Ok(Some(wire::Frame::Ack(taken))) => self.on_ack(taken),
+                    Ok(Some(wire::Frame::Done(done))) => self.on_done(done),
+                    Ok(Some(wire::Frame::Close(c))) => {
+                        // The channel went away (or this link broke the
+                        // protocol): what its getters did not take fails;
+                        // what they took completes as they let go of it.
+                        self.fail(kind_of(c.errno, &c.reason));
+                        self.drain_done(&mut recv, &mut dec).await;
+                        return Ended::Closed;
+                    }
+                    Ok(Some(_)) | Err(_) => return Ended::Lost,
+                }
+            }
             let visible = self.conn.ctr().visible.load(Ordering::Acquire);
             let unsent = visible.saturating_sub(next);
             let now = self.link.due(unsent)
@@ -1200,28 +1223,9 @@ impl Sender {
             tokio::select! {
                 () = self.link.wake.notified() => {}
                 () = sleep => {}
-                r = recv.read(dec.spare(READ_CHUNK)) => {
-                    match r {
-                        Ok(Some(n)) => dec.commit(n),
-                        Ok(None) | Err(_) => return Ended::Lost,
-                    }
-                    loop {
-                        match dec.next() {
-                            Ok(None) => break,
-                            Ok(Some(wire::Frame::Ack(taken))) => self.on_ack(taken),
-                            Ok(Some(wire::Frame::Done(done))) => self.on_done(done),
-                            Ok(Some(wire::Frame::Close(c))) => {
-                                // The channel went away (or this link broke
-                                // the protocol): what its getters did not
-                                // take fails; what they took completes as
-                                // they let go of it.
-                                self.fail(kind_of(c.errno, &c.reason));
-                                self.drain_done(&mut recv, &mut dec).await;
-                                return Ended::Closed;
-                            }
-                            Ok(Some(_)) | Err(_) => return Ended::Lost,
-                        }
-                    }
+                r = recv.read(dec.spare(READ_CHUNK)) => match r {
+                    Ok(Some(n)) => dec.commit(n),
+                    Ok(None) | Err(_) => return Ended::Lost,
                 }
             }
         }

@@ -11,10 +11,20 @@ use asyncmsg::{Channel, ChannelConfig, ChannelId, ConnectionAttr, Node};
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// A temporary trust root, removed when dropped.
+struct Home(std::path::PathBuf);
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A receiving node listening on loopback with a channel published as
 /// `name`, and a sending node; both trust one root in a temporary directory.
-fn pair(name: &str) -> (Node, Node, Channel, SocketAddr) {
-    let home = std::env::temp_dir().join(format!("asyncmsg-quic-basic-{}", std::process::id()));
+fn pair(name: &str) -> (Node, Node, Channel, SocketAddr, Home) {
+    let home =
+        std::env::temp_dir().join(format!("asyncmsg-quic-basic-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&home).unwrap();
     let receiver = Node::new().unwrap();
     receiver.trust_home(&home);
@@ -24,12 +34,12 @@ fn pair(name: &str) -> (Node, Node, Channel, SocketAddr) {
     chan.publish(&format!("{name}-{}", std::process::id()))
         .unwrap();
     let addr = receiver.listen("127.0.0.1:0").unwrap();
-    (receiver, sender, chan, addr)
+    (receiver, sender, chan, addr, Home(home))
 }
 
 #[test]
 fn b19_by_name_one_message_and_its_callback() {
-    let (_receiver, sender, chan, addr) = pair("basic");
+    let (_receiver, sender, chan, addr, _home) = pair("basic");
     let (tx, rx) = mpsc::channel();
     let conn = sender
         .connect(
@@ -54,7 +64,7 @@ fn b19_by_name_one_message_and_its_callback() {
 
 #[test]
 fn b19_by_node_descriptor_pid_and_chid() {
-    let (_receiver, sender, chan, addr) = pair("by-id");
+    let (_receiver, sender, chan, addr, _home) = pair("by-id");
     let nd = sender.node_descriptor(&addr.to_string()).unwrap();
     assert!(nd > 0);
     let id = ChannelId {
