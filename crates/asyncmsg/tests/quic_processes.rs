@@ -11,134 +11,28 @@
 //! trust root is in a temporary directory the parent shares with its
 //! children; everything listens on 127.0.0.1.
 
+mod quic_support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use asyncmsg::{ChannelConfig, ConnectionAttr, ErrorKind, Flush, GetError, Node};
 use asyncmsg_quic::relay::UdpRelay;
+use quic_support::{Calls, PAYLOAD, TrustHome, Watched, payload, recording, seq_of, unique};
 
 /// The most a child may stay silent, or a step take, before the test counts
 /// it as hung.
 const WAIT: Duration = Duration::from_secs(30);
-/// Bytes per message: a sequence number, then a filler derived from it.
-const PAYLOAD: usize = 64;
 /// How long the sender keeps messages for an unreachable node.
 const RETRY_FOR: Duration = Duration::from_secs(1);
 /// The QUIC idle timeout of nodes: how long a silent peer takes to be
 /// noticed (keep-alives go every second).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A trust root in a temporary directory, removed when dropped.
-struct TrustHome(PathBuf);
-
-impl TrustHome {
-    fn new() -> TrustHome {
-        let dir = std::env::temp_dir().join(unique("asyncmsg-quic-processes"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TrustHome(dir)
-    }
-
-    fn arg(&self) -> String {
-        self.0.to_str().expect("a UTF-8 temp dir").to_owned()
-    }
-
-    fn node(&self) -> Node {
-        let node = Node::new().expect("node");
-        node.trust_home(&self.0);
-        node
-    }
-}
-
-impl Drop for TrustHome {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn payload(seq: u64) -> Vec<u8> {
-    let mut v = seq.to_le_bytes().to_vec();
-    v.resize(PAYLOAD, (seq % 251) as u8);
-    v
-}
-
-/// The sequence number a [`payload`] carries (checking the filler).
-fn seq_of(data: &[u8]) -> u64 {
-    assert_eq!(data.len(), PAYLOAD, "payload length");
-    let seq = u64::from_le_bytes(data[..8].try_into().unwrap());
-    assert!(
-        data[8..].iter().all(|&b| b == (seq % 251) as u8),
-        "payload {seq} corrupted"
-    );
-    seq
-}
-
-/// A value threads update and others wait on (with a deadline).
-struct Watched<T> {
-    value: Mutex<T>,
-    changed: Condvar,
-}
-
-impl<T> Watched<T> {
-    fn new(value: T) -> Arc<Self> {
-        Arc::new(Watched {
-            value: Mutex::new(value),
-            changed: Condvar::new(),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, T> {
-        self.value.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn update(&self, f: impl FnOnce(&mut T)) {
-        f(&mut self.lock());
-        self.changed.notify_all();
-    }
-
-    /// Waits until `done` holds, up to `timeout`; tells whether it did.
-    fn wait_for(&self, timeout: Duration, mut done: impl FnMut(&T) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut v = self.lock();
-        loop {
-            if done(&v) {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            v = self
-                .changed
-                .wait_timeout(v, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-}
-
-/// Delivery callbacks of one connection, in the order they ran.
-type Calls = Arc<Watched<Vec<(u64, Result<(), ErrorKind>, Instant)>>>;
-
-fn recording(calls: &Calls, attr: ConnectionAttr) -> ConnectionAttr {
-    let calls = calls.clone();
-    attr.on_delivered(move |d| calls.update(|v| v.push((d.handle, d.result, Instant::now()))))
-}
 
 /// A child process running one role; killed (and reaped) when dropped.
 struct Kid {
