@@ -90,6 +90,42 @@ impl std::fmt::Display for Stalled {
 
 impl std::error::Error for Stalled {}
 
+/// Runs `cells` interleaved: one warm-up round (a tenth of each `size`,
+/// not recorded), then `rounds` measured rounds, so that a machine that
+/// slows down for a while slows every cell alike. `run` measures one cell
+/// once, `record` keeps a measured run (by the cell's index), `progress`
+/// hears of each step before it runs.
+pub fn run_interleaved<C: Copy, R>(
+    cells: &[C],
+    rounds: usize,
+    name: impl Fn(C) -> &'static str,
+    size: impl Fn(C) -> u64,
+    mut run: impl FnMut(C, u64) -> Result<R>,
+    mut record: impl FnMut(usize, R),
+    mut progress: impl FnMut(&str),
+) -> Result<()> {
+    for round in 0..=rounds {
+        for (k, &cell) in cells.iter().enumerate() {
+            let n = if round == 0 {
+                (size(cell) / 10).max(1)
+            } else {
+                size(cell)
+            };
+            let step = if round == 0 {
+                "warm-up".to_string()
+            } else {
+                format!("round {round}/{rounds}")
+            };
+            progress(&format!("{step} {} ({n})", name(cell)));
+            let r = run(cell, n).with_context(|| format!("round {round} of {}", name(cell)))?;
+            if round > 0 {
+                record(k, r);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether `e` is a [`Stalled`] run.
 pub fn is_stall(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Stalled>().is_some()

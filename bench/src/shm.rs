@@ -764,29 +764,15 @@ pub fn run_shm_matrix(
     mut progress: impl FnMut(&str),
 ) -> Result<ShmReport> {
     let mut results: Vec<ShmCellResult> = cells.iter().map(|&c| ShmCellResult::new(c)).collect();
-    for round in 0..=rounds {
-        for (k, &cell) in cells.iter().enumerate() {
-            let n = if round == 0 {
-                (sizes.of(cell) / 10).max(1)
-            } else {
-                sizes.of(cell)
-            };
-            progress(&format!(
-                "{} {} ({n})",
-                if round == 0 {
-                    "warm-up".to_string()
-                } else {
-                    format!("round {round}/{rounds}")
-                },
-                cell.name()
-            ));
-            let run = run_cell(cell, n, launcher)
-                .with_context(|| format!("round {round} of {}", cell.name()))?;
-            if round > 0 {
-                results[k].add(&run);
-            }
-        }
-    }
+    crate::run_interleaved(
+        cells,
+        rounds,
+        |c| c.name(),
+        |c| sizes.of(c),
+        |c, n| run_cell(c, n, launcher),
+        |k, run| results[k].add(&run),
+        &mut progress,
+    )?;
     let ratios = SHM_RATIOS
         .iter()
         .filter_map(|r| {
