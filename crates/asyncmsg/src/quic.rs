@@ -370,7 +370,7 @@ async fn serve(
                     wire::encode_ack(proxy.base + shared.taken(), &mut out);
                     wire::encode_close(&wire::Close::new(0, "detached"), &mut out);
                     let _ = send.write_all(&out).await;
-                    let _ = send.finish();
+                    finish(&mut send).await;
                     return;
                 }
                 Ok(Some(_)) | Err(_) => {
@@ -452,7 +452,7 @@ async fn closed_channel(
             last = Some(done);
         }
         if done >= taken {
-            let _ = send.finish();
+            finish(send).await;
             return;
         }
         listener.await;
@@ -594,8 +594,20 @@ async fn close_with(send: &mut quinn::SendStream, kind: ErrorKind, why: &str) {
     let mut out = Vec::new();
     wire::encode_close(&wire::Close::new(kind.errno(), reason(kind, why)), &mut out);
     let _ = send.write_all(&out).await;
-    let _ = send.finish();
+    finish(send).await;
 }
+
+/// Ends a stream and waits (bounded) until the peer has read all of it: the
+/// task holds its proxy, and so its node and the runtime, until then, so the
+/// last acknowledgements are not lost to a node going away.
+async fn finish(send: &mut quinn::SendStream) {
+    if send.finish().is_ok() {
+        let _ = tokio::time::timeout(LAST_WORD, send.stopped()).await;
+    }
+}
+
+/// How long a stream's last frames may take to reach the peer.
+const LAST_WORD: Duration = Duration::from_secs(2);
 
 /// A refusal's reason: the error kind's name first (errnos are shared by
 /// several kinds), then the words.

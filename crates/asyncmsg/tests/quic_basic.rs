@@ -82,3 +82,34 @@ fn b19_by_node_descriptor_pid_and_chid() {
         Err(asyncmsg::ConnectError::NotFound(_))
     ));
 }
+
+#[test]
+fn a_receiving_node_going_away_right_after_its_gets_still_acknowledges_them() {
+    let (receiver, sender, chan, addr, _home) = pair("going");
+    let (tx, rx) = mpsc::channel();
+    let conn = sender
+        .connect(
+            format!("quic://{addr}/going-{}", std::process::id()),
+            ConnectionAttr::default()
+                .max_buffers(1024)
+                .trigger_count(16)
+                .retry_for(Duration::from_secs(60))
+                .on_delivered(move |d| tx.send(d.result).unwrap()),
+        )
+        .unwrap();
+    const N: usize = 1000;
+    for i in 0..N {
+        conn.put(format!("m{i}"), i as u64).unwrap();
+    }
+    conn.flush(asyncmsg::Flush::NoWait).unwrap();
+    let mut got = 0;
+    while got < N {
+        got += chan.get_timeout(WAIT).unwrap().len();
+    }
+    // Everything taken and let go: the receiving side goes away at once.
+    drop(chan);
+    drop(receiver);
+    for _ in 0..N {
+        assert_eq!(rx.recv_timeout(WAIT).expect("a callback"), Ok(()));
+    }
+}
