@@ -13,16 +13,17 @@
 
 mod quic_support;
 
+mod kid;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use asyncmsg::{ChannelConfig, ConnectionAttr, ErrorKind, Flush, GetError, Node};
 use asyncmsg_quic::relay::UdpRelay;
+use kid::Kid;
 use quic_support::{Calls, PAYLOAD, TrustHome, Watched, payload, recording, seq_of, unique};
 
 /// The most a child may stay silent, or a step take, before the test counts
@@ -33,93 +34,6 @@ const RETRY_FOR: Duration = Duration::from_secs(1);
 /// The QUIC idle timeout of nodes: how long a silent peer takes to be
 /// noticed (keep-alives go every second).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A child process running one role; killed (and reaped) when dropped.
-struct Kid {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Kid {
-    fn spawn(role: &str, args: &[String]) -> Kid {
-        let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "child_entry", "--ignored", "--nocapture"])
-            .args(["--test-threads", "1"])
-            .env("ASYNCMSG_TEST_ROLE", role)
-            .env("ASYNCMSG_TEST_ARGS", args.join(" "))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn a child");
-        let out = child.stdout.take().expect("piped stdout");
-        let stdin = child.stdin.take();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                // libtest's own "test child_entry ... " may start the line.
-                if let Some(at) = line.find("@@ ") {
-                    let _ = tx.send(line[at + 3..].to_owned());
-                }
-            }
-        });
-        Kid {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The child's next line, within [`WAIT`]; `None` once it exited.
-    fn line(&self) -> Option<String> {
-        match self.lines.recv_timeout(WAIT) {
-            Ok(l) => Some(l),
-            Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                panic!("child {} said nothing for {WAIT:?}", self.pid())
-            }
-        }
-    }
-
-    fn tell(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("the child's stdin");
-        writeln!(stdin, "{command}").expect("write to the child");
-        stdin.flush().expect("write to the child");
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    /// Waits (bounded) for the child to exit; its exit code.
-    fn exit_code(&mut self) -> i32 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the child") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "child {} did not exit",
-                self.pid()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Child roles
@@ -332,7 +246,7 @@ impl Receiver {
                 limit.to_string(),
             ],
         );
-        let line = kid.line().expect("the receiver's first line");
+        let line = kid.next_line().expect("the receiver's first line");
         if line.starts_with("bindfail") {
             return None;
         }
@@ -368,7 +282,7 @@ impl Receiver {
     /// Reads `got` lines until one starts with `word`; returns that one.
     fn until_said(&mut self, word: &str) -> String {
         loop {
-            let line = self.kid.line().expect("the receiver exited");
+            let line = self.kid.next_line().expect("the receiver exited");
             if line.starts_with(word) {
                 return line;
             }
@@ -385,7 +299,7 @@ impl Receiver {
     /// Reads `got` lines until `done` holds for them.
     fn until(&mut self, mut done: impl FnMut(&[Got]) -> bool) {
         while !done(&self.got) {
-            let line = self.kid.line().expect("the receiver exited");
+            let line = self.kid.next_line().expect("the receiver exited");
             if let Some(g) = parse_got(&line) {
                 self.got.push(g);
             }
@@ -395,7 +309,7 @@ impl Receiver {
     /// Kills it with `kill -9`, then reads what it said before it died.
     fn kill9(&mut self) {
         self.kid.kill9();
-        while let Some(line) = self.kid.line() {
+        while let Some(line) = self.kid.next_line() {
             if let Some(g) = parse_got(&line) {
                 self.got.push(g);
             }
@@ -476,7 +390,7 @@ fn b19_sender_process_puts_10000_in_order_over_quic() {
             "64".into(),
         ],
     );
-    assert_eq!(kid.line().as_deref(), Some("attached"));
+    assert_eq!(kid.next_line().as_deref(), Some("attached"));
     let mut next = 0u64;
     let mut coid = None;
     while next < N {
@@ -496,7 +410,7 @@ fn b19_sender_process_puts_10000_in_order_over_quic() {
             next += 1;
         }
     }
-    assert_eq!(kid.line(), Some(format!("done {N} 0")));
+    assert_eq!(kid.next_line(), Some(format!("done {N} 0")));
     assert_eq!(kid.exit_code(), 0);
     assert!(matches!(
         chan.get_timeout(Duration::from_millis(50)),

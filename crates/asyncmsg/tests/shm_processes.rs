@@ -7,11 +7,10 @@
 //! `@@`-prefixed lines the parent waits for (always with a timeout), and is
 //! killed if the test ends early.
 
+mod kid;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use asyncmsg::{
     ChannelConfig, ChannelId, ConnectError, ConnectionAttr, ErrorKind, Flush, GetError, Node,
     RawLink,
 };
+use kid::Kid;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -29,76 +29,6 @@ fn unique(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// A child process running one role; killed (and reaped) when dropped.
-struct Kid {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Kid {
-    fn spawn(role: &str, args: &[String]) -> Kid {
-        let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "child_entry", "--ignored", "--nocapture"])
-            .args(["--test-threads", "1"])
-            .env("ASYNCMSG_TEST_ROLE", role)
-            .env("ASYNCMSG_TEST_ARGS", args.join(" "))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn a child");
-        let out = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                // libtest's own "test child_entry ... " may start the line.
-                if let Some(at) = line.find("@@ ") {
-                    let _ = tx.send(line[at + 3..].to_owned());
-                }
-            }
-        });
-        Kid { child, lines }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The child's next line, within [`WAIT`].
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|_| panic!("child {} said nothing for {WAIT:?}", self.pid()))
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    /// Waits (bounded) for the child to exit; its exit code.
-    fn exit_code(&mut self) -> i32 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the child") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "child {} did not exit",
-                self.pid()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Waits (bounded) until `cond` holds.
