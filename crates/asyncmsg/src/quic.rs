@@ -124,8 +124,18 @@ impl QuicNode {
             return Ok(e.clone());
         }
         let _guard = self.handle.enter();
-        let any: SocketAddr = "0.0.0.0:0".parse().expect("a socket address");
-        let e = QuicEndpoint::bind_with(any, &self.identity, &self.home, &endpoint_options(false))
+        // Dual-stack where the host has IPv6 (IPv4 peers through mapped
+        // addresses), IPv4 alone otherwise.
+        let bind = |any: std::net::IpAddr| {
+            QuicEndpoint::bind_with(
+                SocketAddr::new(any, 0),
+                &self.identity,
+                &self.home,
+                &endpoint_options(false),
+            )
+        };
+        let e = bind(std::net::Ipv6Addr::UNSPECIFIED.into())
+            .or_else(|_| bind(std::net::Ipv4Addr::UNSPECIFIED.into()))
             .map_err(io_error)?;
         Ok(self.client.get_or_init(|| Arc::new(e)).clone())
     }

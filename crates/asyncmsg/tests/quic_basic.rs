@@ -113,3 +113,21 @@ fn a_receiving_node_going_away_right_after_its_gets_still_acknowledges_them() {
         assert_eq!(rx.recv_timeout(WAIT).expect("a callback"), Ok(()));
     }
 }
+
+#[test]
+fn b19_over_ipv6_loopback_too() {
+    let (receiver, sender, chan, _addr, _home) = pair("ipv6");
+    // The same node listens on ::1 as well, where the host has it.
+    let Ok(addr6) = receiver.listen("[::1]:0") else {
+        eprintln!("no IPv6 loopback here: skipped");
+        return;
+    };
+    let conn = sender
+        .connect(
+            format!("quic://{addr6}/ipv6-{}", std::process::id()),
+            ConnectionAttr::default(),
+        )
+        .unwrap();
+    conn.put("over ::1", 1).unwrap();
+    assert_eq!(chan.get_timeout(WAIT).unwrap()[0].data(), b"over ::1");
+}
