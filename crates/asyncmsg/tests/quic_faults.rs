@@ -436,9 +436,10 @@ fn deadline_after_loss(target: &str, tx: &Node, lose: impl FnOnce() -> Instant, 
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 }
 
-/// The receiving node closes its QUIC connection and refuses new ones.
-#[test]
-fn b20_retry_deadline_node_refusing_fails_held_messages_with_peer_lost() {
+/// A fake receiving node that acknowledges the first 5 messages, receives
+/// 10, then
+/// vanishes (`admit` says how it treats the reconnects).
+fn fake_node_lost(admit: Admit) {
     let home = TrustHome::new();
     let fake = FakeNode::start(&home, 5);
     let tx = home.node();
@@ -448,31 +449,24 @@ fn b20_retry_deadline_node_refusing_fails_held_messages_with_peer_lost() {
         || {
             assert!(fake.arrived.wait_for(WAIT, |n| *n >= 10), "messages");
             let at = Instant::now();
-            fake.vanish(Admit::Refuse);
+            fake.vanish(admit);
             at
         },
         RETRY_FOR + BACKOFF_MAX + Duration::from_millis(500),
     );
 }
 
+/// The receiving node closes its QUIC connection and refuses new ones.
+#[test]
+fn b20_retry_deadline_node_refusing_fails_held_messages_with_peer_lost() {
+    fake_node_lost(Admit::Refuse);
+}
+
 /// The receiving node closes its QUIC connection and never answers again:
 /// the reconnect attempt in progress at the deadline does not hold it up.
 #[test]
 fn b20_retry_deadline_node_silent_fails_held_messages_with_peer_lost() {
-    let home = TrustHome::new();
-    let fake = FakeNode::start(&home, 5);
-    let tx = home.node();
-    deadline_after_loss(
-        &format!("quic://{}/fake", fake.addr),
-        &tx,
-        || {
-            assert!(fake.arrived.wait_for(WAIT, |n| *n >= 10), "messages");
-            let at = Instant::now();
-            fake.vanish(Admit::Ignore);
-            at
-        },
-        RETRY_FOR + BACKOFF_MAX + Duration::from_millis(500),
-    );
+    fake_node_lost(Admit::Ignore);
 }
 
 /// A real receiving node behind a relay, and how it is lost.

@@ -48,14 +48,9 @@ fn until(what: &str, cond: impl Fn() -> bool) {
 #[test]
 #[ignore = "helper run in a child process by the tests of this file"]
 fn child_entry() {
-    let Ok(role) = std::env::var("ASYNCMSG_TEST_ROLE") else {
+    let Some((role, args)) = kid::role() else {
         return;
     };
-    let args: Vec<String> = std::env::var("ASYNCMSG_TEST_ARGS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
     let code = match role.as_str() {
         "sender" => role_sender(&args),
         "receiver" => role_receiver(&args),

@@ -145,15 +145,22 @@ pub(crate) fn wait_readable(chan: &Channel) {
 
 /// Waits (bounded) until `n` connections have a batch waiting for a get.
 pub(crate) fn wait_ready(chan: &Channel, n: usize) {
+    poll_until(chan, &format!("{n} connections to become ready"), || {
+        chan.debug_ready() >= n
+    });
+}
+
+/// Polls `done` until it holds, failing (with the channel's state) after
+/// [`WAIT`]. For states no event announces, such as a second connection
+/// becoming ready or messages still in flight arriving.
+fn poll_until(chan: &Channel, what: &str, done: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + WAIT;
-    while chan.debug_ready() < n {
+    while !done() {
         assert!(
             std::time::Instant::now() < deadline,
-            "{n} connections did not become ready within {WAIT:?}: {}",
+            "waited {WAIT:?} for {what}: {}",
             chan.debug_state()
         );
-        // No event says "a second connection became ready": look again
-        // shortly (bounded by the deadline above).
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
@@ -173,15 +180,9 @@ pub(crate) fn visible<H: Harness>(chan: &Channel) -> Vec<Message> {
 /// arrive one by one).
 pub(crate) fn visible_n<H: Harness>(chan: &Channel, n: u64) -> Vec<Message> {
     if !H::IMMEDIATE {
-        let deadline = std::time::Instant::now() + WAIT;
-        while chan.debug_visible() < n {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{n} messages did not become visible within {WAIT:?}: {}",
-                chan.debug_state()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        poll_until(chan, &format!("{n} messages to become visible"), || {
+            chan.debug_visible() >= n
+        });
     }
     visible::<H>(chan)
 }

@@ -10,6 +10,18 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// In a child process, the role it was started with and its arguments (see
+/// [`Kid::spawn`]); `None` in the test process itself.
+pub fn role() -> Option<(String, Vec<String>)> {
+    let role = std::env::var("ASYNCMSG_TEST_ROLE").ok()?;
+    let args = std::env::var("ASYNCMSG_TEST_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    Some((role, args))
+}
+
 /// The most a child may stay silent, or take to exit, before the test counts
 /// it as hung.
 pub const WAIT: Duration = Duration::from_secs(30);
