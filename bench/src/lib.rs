@@ -23,6 +23,8 @@
 //! }
 //! ```
 
+pub mod inproc;
+pub mod matrix;
 pub mod quic;
 pub mod shm;
 

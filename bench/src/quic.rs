@@ -29,6 +29,7 @@
 //! teardown are not timed.
 
 pub(crate) mod asyncmsg;
+mod cells;
 pub(crate) mod raw;
 
 use std::fmt::Write as _;
@@ -39,6 +40,7 @@ use anyhow::{Context, Result};
 use crate::Summary;
 pub use crate::shm::MIB;
 use crate::shm::Run;
+pub use cells::{ratios, specs};
 
 /// Bytes per message of the small cells.
 pub const SMALL: usize = 64;

@@ -28,6 +28,7 @@
 //! its own ([`RuntimeDir`]) before it starts any thread.
 
 pub(crate) mod asyncmsg;
+mod cells;
 pub(crate) mod peers;
 mod process;
 mod request_reply;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::Summary;
+pub use cells::{ratios, specs};
 pub use peers::{MIB, UDS_BATCH};
 pub use process::{ARGS_ENV, CHILD_ENV, FDS_ENV, Launcher};
 
@@ -407,7 +409,7 @@ pub struct Run {
 }
 
 impl Run {
-    pub(crate) fn throughput(messages: u64, payload: usize, took: Duration) -> Run {
+    pub fn throughput(messages: u64, payload: usize, took: Duration) -> Run {
         Run {
             messages,
             bytes: messages * payload as u64,
