@@ -23,6 +23,7 @@
 //! }
 //! ```
 
+pub mod alloc;
 pub mod inproc;
 pub mod matrix;
 pub mod quic;

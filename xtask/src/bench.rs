@@ -1,37 +1,41 @@
-//! `cargo xtask bench`: the in-process throughput matrix, then the
-//! shared-memory (two-process) matrix, then the QUIC (loopback) matrix, run
-//! through the same harness as the criterion benches (`asyncmsg_bench`,
-//! `asyncmsg_bench::shm`, `asyncmsg_bench::quic`).
+//! `cargo xtask bench`: the whole matrix of `asyncmsg_bench::matrix` (every
+//! transport, asyncmsg and its peers), then the memory probes, then the
+//! report: `target/bench/results.json`, `REPORT.md` and SVG charts.
 //!
-//! Cells run interleaved, round by round, so that a machine that slows down
-//! for a while slows every cell alike; ratios are taken per round (paired) and
-//! summarised as median and min–max.
+//! Cells run interleaved, round by round (one warm-up round, then `--runs`
+//! measured rounds), so that a machine that slows down for a while slows
+//! every cell alike; ratios are taken per round (paired) and summarised as
+//! median and min–max.
 //!
 //! The shared-memory cells start this program again as their second process;
 //! `main` calls `asyncmsg_bench::shm::child_main` first thing for that, and
-//! gives the run a runtime directory of its own.
+//! gives the run a runtime directory of its own. The memory probes start it
+//! again too, one fresh process per probe (see [`crate::memory`]).
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use asyncmsg_bench::quic::{self, QuicCell, TrustHome, run_quic_matrix};
-use asyncmsg_bench::shm::{Launcher, ShmCell, Sizes, run_shm_matrix};
-use asyncmsg_bench::{Cell, Summary, TARGETS, pingpong_one_way, run_retrying};
+use asyncmsg_bench::matrix::{self, Ctx, Scale, run_matrix};
+use asyncmsg_bench::{Summary, pingpong_one_way};
 
-use crate::report::{CellResult, Meta, QuicSection, RatioResult, Results, ShmSection};
-
-/// Stalled runs retried per run before giving up.
-const RETRIES: u32 = 10;
+use crate::memory;
+use crate::report::{Meta, Results};
 
 /// What `cargo xtask bench` was asked to do.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) quick: bool,
     pub(crate) runs: usize,
-    pub(crate) messages: u64,
+    /// Only the cells whose id contains one of these (all when empty).
+    pub(crate) filters: Vec<String>,
+    /// Skip the memory probes.
+    pub(crate) no_memory: bool,
+    /// Also write `bench/RESULTS.md` and `bench/results/*.svg`.
+    pub(crate) publish: bool,
+    /// Where the outputs go (default `target/bench`).
+    pub(crate) out: Option<PathBuf>,
 }
 
 impl Options {
@@ -40,41 +44,41 @@ impl Options {
         let mut opts = Options {
             quick,
             runs: if quick { 5 } else { 7 },
-            messages: if quick { 500_000 } else { 2_000_000 },
+            filters: Vec::new(),
+            no_memory: false,
+            publish: false,
+            out: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
-                "--quick" => {}
+                "--quick" | "--peers" | "--no-peers" => {}
                 "--runs" => opts.runs = value(&mut it, "--runs")?,
-                "--messages" => opts.messages = value(&mut it, "--messages")?,
+                "--filter" => opts.filters.push(
+                    it.next()
+                        .context("--filter needs a part of a cell id")?
+                        .clone(),
+                ),
+                "--no-memory" => opts.no_memory = true,
+                "--publish" => opts.publish = true,
+                "--out" => opts.out = Some(it.next().context("--out needs a directory")?.into()),
                 other => bail!("unknown option {other:?} for bench"),
             }
         }
         if opts.runs < 5 {
             bail!("--runs must be at least 5 (medians of fewer runs mean little here)");
         }
-        if opts.messages == 0 {
-            bail!("--messages must be at least 1");
+        if opts.publish && (opts.quick || !opts.filters.is_empty()) {
+            bail!("--publish takes a full run of every cell (no --quick, no --filter)");
         }
         Ok(opts)
     }
 
-    /// Messages or round trips per run of each shared-memory cell.
-    pub(crate) fn shm_sizes(&self) -> Sizes {
+    pub(crate) fn scale(&self) -> Scale {
         if self.quick {
-            Sizes::QUICK
+            Scale::Quick
         } else {
-            Sizes::FULL
-        }
-    }
-
-    /// Messages per run of each QUIC cell.
-    pub(crate) fn quic_sizes(&self) -> quic::Sizes {
-        if self.quick {
-            quic::Sizes::QUICK
-        } else {
-            quic::Sizes::FULL
+            Scale::Full
         }
     }
 }
@@ -87,8 +91,9 @@ fn value<T: std::str::FromStr>(it: &mut std::slice::Iter<'_, String>, name: &str
         .with_context(|| format!("{name}: {v:?} is not a number"))
 }
 
-/// A one-line progress display on stderr.
-struct Progress {
+/// A one-line progress display on stderr: the step running, how many are
+/// done, and an estimate of the time left (from the steps' expected sizes).
+pub(crate) struct Progress {
     total: usize,
     done: usize,
     started: Instant,
@@ -96,7 +101,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: usize) -> Self {
+    pub(crate) fn new(total: usize) -> Self {
         Progress {
             total,
             done: 0,
@@ -105,18 +110,22 @@ impl Progress {
         }
     }
 
-    /// Shows `what` as the step now running.
-    fn show(&self, what: &str) {
+    /// Shows `what` as the step now running (and counts the one before as
+    /// done, unless it is the first).
+    pub(crate) fn step(&mut self, what: &str) {
         let elapsed = self.started.elapsed();
         let left = if self.done == 0 {
             "?".to_string()
         } else {
             let per = elapsed.as_secs_f64() / self.done as f64;
-            format!("~{:.0}s", per * (self.total - self.done) as f64)
+            format!("~{:.0}s", per * self.total.saturating_sub(self.done) as f64)
         };
+        let width = 24;
+        let filled = (self.done * width / self.total.max(1)).min(width);
+        let bar: String = "#".repeat(filled) + &"-".repeat(width - filled);
         let line = format!(
-            "[{:>3}/{}] {what} | {:.0}s elapsed, {left} left",
-            self.done + 1,
+            "[{bar}] {:>4}/{} {what} | {:.0}s elapsed, {left} left",
+            (self.done + 1).min(self.total),
             self.total,
             elapsed.as_secs_f64()
         );
@@ -127,9 +136,6 @@ impl Progress {
             let _ = writeln!(err, "{line}");
         }
         let _ = err.flush();
-    }
-
-    fn step_done(&mut self) {
         self.done += 1;
     }
 
@@ -148,127 +154,69 @@ impl Progress {
 }
 
 pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
-    let cells = Cell::ALL;
-    let shm_cells = ShmCell::ALL;
-    let quic_cells = QuicCell::ALL;
-    let n = opts.messages;
-    let warmup = (n / 10).max(1_000);
-    let mut progress =
-        Progress::new((cells.len() + shm_cells.len() + quic_cells.len()) * (opts.runs + 1) + 2);
-    progress.show("cache-line ping-pong (before)");
+    let began = Instant::now();
+    let ctx = Ctx::new().context("setting up the bench context")?;
+    let specs: Vec<_> = matrix::specs(&ctx)
+        .into_iter()
+        .filter(|s| !opts.quick || s.in_quick)
+        .filter(|s| opts.filters.is_empty() || opts.filters.iter().any(|f| s.id.contains(f)))
+        .collect();
+    if specs.is_empty() {
+        bail!("no cell matches {:?}", opts.filters);
+    }
+    let probes = if opts.no_memory {
+        Vec::new()
+    } else {
+        memory::probes(&specs)
+    };
+    let mut progress = Progress::new(specs.len() * (opts.runs + 1) + probes.len() + 2);
+    progress.step("cache-line ping-pong (before)");
     let pingpong_before = pingpong_ns();
-    progress.step_done();
-    let mut rates: HashMap<Cell, Vec<f64>> = HashMap::new();
-    let mut stalls: HashMap<Cell, u32> = HashMap::new();
-
-    for &cell in &cells {
-        progress.show(&format!("warm-up {}", cell.name()));
-        let (_, s) = run_retrying(cell, warmup, RETRIES)
-            .with_context(|| format!("warm-up of {}", cell.name()))?;
-        *stalls.entry(cell).or_default() += s;
-        progress.step_done();
-    }
-    for round in 1..=opts.runs {
-        for &cell in &cells {
-            progress.show(&format!(
-                "round {round}/{} {} ({n} messages)",
-                opts.runs,
-                cell.name()
-            ));
-            let (took, s) = run_retrying(cell, n, RETRIES)
-                .with_context(|| format!("{} in round {round}", cell.name()))?;
-            *stalls.entry(cell).or_default() += s;
-            rates
-                .entry(cell)
-                .or_default()
-                .push(n as f64 / took.max(Duration::from_nanos(1)).as_secs_f64());
-            progress.step_done();
-        }
-    }
-    progress.show("cache-line ping-pong (after)");
+    let report = run_matrix(&specs, &matrix::ratios(), opts.runs, opts.scale(), |what| {
+        progress.step(what)
+    });
+    progress.step("cache-line ping-pong (after)");
     let pingpong_after = pingpong_ns();
-    progress.step_done();
-
-    // The shared-memory matrix: one warm-up round, then `runs` rounds, every
-    // step announced before it runs.
-    let shm_sizes = opts.shm_sizes();
-    let launcher = Launcher::current_exe()?;
-    let mut announced = false;
-    let shm_report = run_shm_matrix(&shm_cells, opts.runs, &shm_sizes, &launcher, |step| {
-        if announced {
-            progress.step_done();
-        }
-        announced = true;
-        progress.show(&format!("shm {step}"));
-    })
-    .context("the shared-memory matrix")?;
-    if announced {
-        progress.step_done();
+    let mut mem = Vec::new();
+    for p in &probes {
+        progress.step(&format!("memory {}", p.id));
+        mem.push(memory::measure(p, opts.quick));
     }
-
-    // The QUIC matrix, under a trust root of its own, the same way.
-    let quic_sizes = opts.quic_sizes();
-    let home = TrustHome::create().context("a trust root for the QUIC matrix")?;
-    let mut announced = false;
-    let quic_report = run_quic_matrix(&quic_cells, opts.runs, &quic_sizes, &home, |step| {
-        if announced {
-            progress.step_done();
-        }
-        announced = true;
-        progress.show(&format!("quic {step}"));
-    })
-    .context("the QUIC matrix")?;
-    if announced {
-        progress.step_done();
-    }
-    drop(home);
     progress.finish();
 
-    let cell_results: Vec<CellResult> = cells
-        .iter()
-        .map(|&c| CellResult::new(c, rates[&c].clone(), stalls[&c]))
-        .collect();
-    let mut ratios = Vec::new();
-    for &num in cells.iter().filter(|c| c.is_asyncmsg()) {
-        for &den in cells.iter().filter(|c| !c.is_asyncmsg()) {
-            let paired: Vec<f64> = rates[&num]
-                .iter()
-                .zip(&rates[&den])
-                .map(|(a, b)| a / b)
-                .collect();
-            let target = TARGETS
-                .iter()
-                .find(|t| t.numerator == num && t.denominator == den)
-                .map(|t| t.target);
-            ratios.push(RatioResult::new(num, den, paired, target));
-        }
-    }
     let results = Results {
-        meta: Meta::collect(root, opts, [pingpong_before, pingpong_after]),
-        cells: cell_results,
-        ratios,
-        shm: ShmSection {
-            rounds: opts.runs,
-            sizes: shm_sizes,
-            report: shm_report,
-        },
-        quic: QuicSection {
-            rounds: opts.runs,
-            sizes: quic_sizes,
-            report: quic_report,
-        },
+        meta: Meta::collect(
+            root,
+            opts,
+            [pingpong_before, pingpong_after],
+            began.elapsed(),
+            cfg!(feature = "peers"),
+        ),
+        report,
+        memory: mem,
     };
-
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let json = dir.join("results.json");
-    std::fs::write(&json, results.to_json_string())
-        .with_context(|| format!("writing {}", json.display()))?;
-    let md = results.markdown();
-    let report = dir.join("REPORT.md");
-    std::fs::write(&report, &md).with_context(|| format!("writing {}", report.display()))?;
-    print!("{md}");
-    eprintln!("wrote {} and {}", json.display(), report.display());
+    let dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("target/bench"));
+    let written = results.write(&dir, "charts")?;
+    print!("{}", std::fs::read_to_string(dir.join("REPORT.md"))?);
+    eprintln!("wrote {}", written.join(", "));
+    if opts.publish {
+        let bench = root.join("bench");
+        let written = results.publish(&bench)?;
+        eprintln!("published {}", written.join(", "));
+    }
+    let failed: Vec<_> = results
+        .report
+        .cells
+        .iter()
+        .filter(|c| c.error.is_some())
+        .map(|c| c.spec.id.clone())
+        .collect();
+    if !failed.is_empty() {
+        bail!("cells failed (see the report): {}", failed.join(", "));
+    }
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! `cargo xtask compare A.json B.json`: the change from run A to run B as
-//! markdown tables (in-process cells by messages/s and the asyncmsg/peer
-//! ratios; then the shared-memory cells by messages/s and p50 latency, and
-//! their ratios; then the QUIC cells by messages/s and bytes/s, and their
-//! ratios).
+//! markdown tables: the ratios first (each measured within one run, the rows
+//! to read), then the rate cells by messages/s and bytes/s, then the time
+//! cells by p50 and p99. Cells and ratios are matched by id; one only in A
+//! or only in B shows a dash on the other side.
 //!
 //! Absolute figures drift 2–10× between runs on a shared VM; the ratio rows,
 //! each measured within one run, are the ones to read.
@@ -58,15 +58,10 @@ fn rows(v: &Value, key: &str) -> Vec<(String, f64, f64, f64)> {
     extract(&v[key], None)
 }
 
-/// `(id, median, min, max)` of the shared-memory cells' `figure`, for the
-/// cells that have it.
-fn shm_rows(v: &Value, figure: &str) -> Vec<(String, f64, f64, f64)> {
-    extract(&v["shm"]["cells"], Some(figure))
-}
-
-/// `(id, median, min, max)` of the QUIC cells' `figure`.
-fn quic_rows(v: &Value, figure: &str) -> Vec<(String, f64, f64, f64)> {
-    extract(&v["quic"]["cells"], Some(figure))
+/// `(id, median, min, max)` of the cells' `figure`, for the cells that
+/// have it.
+fn cell_rows(v: &Value, figure: &str) -> Vec<(String, f64, f64, f64)> {
+    extract(&v["cells"], Some(figure))
 }
 
 /// `x` bytes/s, readable.
@@ -136,63 +131,29 @@ pub(crate) fn compare(a_path: &Path, b_path: &Path) -> Result<String> {
     o += &format!("A: {} ({})\n\n", describe(&a), a_path.display());
     o += &format!("B: {} ({})\n", describe(&b), b_path.display());
     let times = |x: f64| format!("{x:.2}×");
-    let cells = ["cell", "A msg/s (median)", "B msg/s (median)"];
-    table(&mut o, cells, &rows(&a, "cells"), &rows(&b, "cells"), rate);
-    let ratio = ["ratio", "A (median)", "B (median)"];
+    let us = |x: f64| format!("{:.2} µs", x / 1e3);
     table(
         &mut o,
-        ratio,
+        ["ratio", "A (median)", "B (median)"],
         &rows(&a, "ratios"),
         &rows(&b, "ratios"),
         times,
     );
-    // The shared-memory matrix, when either run has it.
-    let (ma, mb) = (shm_rows(&a, "msg_per_s"), shm_rows(&b, "msg_per_s"));
-    table(
-        &mut o,
-        ["shm cell (msg/s)", "A (median)", "B (median)"],
-        &ma,
-        &mb,
-        rate,
-    );
-    let (pa, pb) = (shm_rows(&a, "p50_ns"), shm_rows(&b, "p50_ns"));
-    let us = |x: f64| format!("{:.2} µs", x / 1e3);
-    table(
-        &mut o,
-        ["shm cell (p50)", "A (median)", "B (median)"],
-        &pa,
-        &pb,
-        us,
-    );
-    table(
-        &mut o,
-        ["shm ratio", "A (median)", "B (median)"],
-        &rows(&a["shm"], "ratios"),
-        &rows(&b["shm"], "ratios"),
-        times,
-    );
-    // The QUIC matrix, when either run has it.
-    table(
-        &mut o,
-        ["quic cell (msg/s)", "A (median)", "B (median)"],
-        &quic_rows(&a, "msg_per_s"),
-        &quic_rows(&b, "msg_per_s"),
-        rate,
-    );
-    table(
-        &mut o,
-        ["quic cell (bytes/s)", "A (median)", "B (median)"],
-        &quic_rows(&a, "bytes_per_s"),
-        &quic_rows(&b, "bytes_per_s"),
-        bytes_rate,
-    );
-    table(
-        &mut o,
-        ["quic ratio", "A (median)", "B (median)"],
-        &rows(&a["quic"], "ratios"),
-        &rows(&b["quic"], "ratios"),
-        times,
-    );
+    for (figure, label, show) in [
+        ("msg_per_s", "cell (msg/s)", &rate as &dyn Fn(f64) -> String),
+        ("bytes_per_s", "cell (bytes/s)", &bytes_rate),
+        ("p50_ns", "cell (p50)", &us),
+        ("p99_ns", "cell (p99)", &us),
+    ] {
+        let (ra, rb) = (cell_rows(&a, figure), cell_rows(&b, figure));
+        // bytes/s only for the cells whose payload makes it the figure.
+        let keep = |r: &(String, f64, f64, f64)| {
+            figure != "bytes_per_s" || r.0.contains("KiB/") || r.0.contains("MiB/")
+        };
+        let ra: Vec<_> = ra.into_iter().filter(keep).collect();
+        let rb: Vec<_> = rb.into_iter().filter(keep).collect();
+        table(&mut o, [label, "A (median)", "B (median)"], &ra, &rb, show);
+    }
     Ok(o)
 }
 
@@ -210,107 +171,38 @@ fn union(a: &[(String, f64, f64, f64)], b: &[(String, f64, f64, f64)]) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn shared_memory_rows_are_compared() {
-        let run = |rate: f64, p50: f64, ratio: f64| {
-            json!({
-                "cells": [],
-                "ratios": [],
-                "shm": {
-                    "cells": [
-                        { "id": "shm/64B/x", "msg_per_s": { "median": rate, "min": rate, "max": rate } },
-                        { "id": "shm-latency/64B/y", "p50_ns": { "median": p50, "min": p50, "max": p50 } }
-                    ],
-                    "ratios": [ { "id": "x / z", "median": ratio, "min": ratio, "max": ratio } ]
-                }
-            })
-        };
-        let (a, b) = (run(1e6, 2000.0, 0.5), run(2e6, 1000.0, 1.0));
-        let mut o = String::new();
-        table(
-            &mut o,
-            ["shm cell (msg/s)", "A (median)", "B (median)"],
-            &shm_rows(&a, "msg_per_s"),
-            &shm_rows(&b, "msg_per_s"),
-            rate,
-        );
-        table(
-            &mut o,
-            ["shm cell (p50)", "A (median)", "B (median)"],
-            &shm_rows(&a, "p50_ns"),
-            &shm_rows(&b, "p50_ns"),
-            |x| format!("{x}"),
-        );
-        table(
-            &mut o,
-            ["shm ratio", "A (median)", "B (median)"],
-            &rows(&a["shm"], "ratios"),
-            &rows(&b["shm"], "ratios"),
-            |x| format!("{x:.2}×"),
-        );
-        assert!(o.contains("| shm/64B/x |") && o.contains("+100.0%"), "{o}");
-        assert!(
-            o.contains("| shm-latency/64B/y | 2000 | 1000 | -50.0% |"),
-            "{o}"
-        );
-        assert!(o.contains("| x / z | 0.50× | 1.00× | +100.0% |"), "{o}");
-        // Runs without the matrix add nothing.
-        let mut empty = String::new();
-        table(
-            &mut empty,
-            ["t", "a", "b"],
-            &shm_rows(&json!({}), "msg_per_s"),
-            &[],
-            rate,
-        );
-        assert!(empty.is_empty());
-    }
-
-    #[test]
-    fn quic_rows_and_ratios_are_compared() {
-        let run = |rate: f64, ratio: f64| {
-            json!({
-                "schema": SCHEMA,
-                "meta": { "git_rev": "0123456789abcdef", "host": "h", "date": "d" },
-                "cells": [],
-                "ratios": [],
-                "quic": {
-                    "cells": [
-                        {
-                            "id": "quic/64B/asyncmsg-trigger-64",
-                            "msg_per_s": { "median": rate, "min": rate, "max": rate },
-                            "bytes_per_s": { "median": rate * 64.0, "min": rate * 64.0, "max": rate * 64.0 }
-                        }
-                    ],
-                    "ratios": [ { "id": "q / r (throughput)", "median": ratio, "min": ratio, "max": ratio } ]
-                }
-            })
-        };
+    fn two_runs_are_compared_by_id() {
+        let r = crate::report::tests::fake_results();
         let dir = std::env::temp_dir().join(format!("xtask-compare-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (a, b) = (dir.join("a.json"), dir.join("b.json"));
-        std::fs::write(&a, run(2e6, 0.25).to_string()).unwrap();
-        std::fs::write(&b, run(3e6, 0.5).to_string()).unwrap();
-        let o = compare(&a, &b).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+        let a = dir.join("a.json");
+        std::fs::write(&a, r.to_json_string()).unwrap();
+        let mut v: Value = serde_json::from_str(&r.to_json_string()).unwrap();
+        // B: the first cell twice as fast, the last cell gone.
+        let cells = v["cells"].as_array_mut().unwrap();
+        let first = cells[0]["id"].as_str().unwrap().to_string();
+        let m = cells[0]["msg_per_s"]["median"].as_f64().unwrap();
+        cells[0]["msg_per_s"]["median"] = serde_json::json!(m * 2.0);
+        let gone = cells.pop().unwrap()["id"].as_str().unwrap().to_string();
+        let b = dir.join("b.json");
+        std::fs::write(&b, serde_json::to_string(&v).unwrap()).unwrap();
+        let out = compare(&a, &b).unwrap();
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("| {first} |")))
+            .unwrap();
+        assert!(row.contains("+100.0%"), "{row}");
         assert!(
-            o.contains("| quic/64B/asyncmsg-trigger-64 | 2.00 M | 3.00 M | +50.0% |"),
-            "{o}"
+            out.lines()
+                .any(|l| l.starts_with(&format!("| {gone} |")) && l.contains("—"))
         );
-        assert!(o.contains("| quic cell (bytes/s) |"), "{o}");
-        assert!(o.contains("| 128.00 MB/s | 192.00 MB/s |"), "{o}");
-        assert!(
-            o.contains("| q / r (throughput) | 0.25× | 0.50× | +100.0% |"),
-            "{o}"
-        );
-        // A run without the QUIC matrix (older results) compares too.
-        let old = json!({ "schema": SCHEMA, "meta": {}, "cells": [], "ratios": [] });
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(&a, old.to_string()).unwrap();
-        let o = compare(&a, &a).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        assert!(!o.contains("quic"), "{o}");
+        assert!(out.contains("| ratio |"));
+        let mut bad = v.clone();
+        bad["schema"] = serde_json::json!("other");
+        std::fs::write(&b, serde_json::to_string(&bad).unwrap()).unwrap();
+        assert!(compare(&a, &b).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

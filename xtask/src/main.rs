@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's own commands.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--runs N] [--messages N]   the benchmark matrices
+//! cargo xtask bench [--quick] [--runs N] [--filter ID] ...  the benchmark matrix
 //! cargo xtask compare A.json B.json                        the change between two runs
 //! cargo xtask stress                                       the #[ignore]d stress tests
 //! cargo xtask ci                                           what CI runs (.ci/run)
@@ -9,7 +9,9 @@
 
 mod bench;
 mod compare;
+mod memory;
 mod report;
+mod svg;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,15 +19,25 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use asyncmsg_bench::shm::{self, RUNTIME_DIR_ENV, RuntimeDir};
 
+// Counts allocations for the memory probes of `bench` (a relaxed atomic add
+// per allocation; xtask's own work does not notice).
+#[global_allocator]
+static ALLOC: asyncmsg_bench::alloc::Counting = asyncmsg_bench::alloc::Counting;
+
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  bench [--quick] [--runs N] [--messages N]
-            run the in-process throughput matrix, then the shared-memory
-            (two-process) matrix, then the QUIC (loopback) matrix, from a
-            release build; prints markdown tables, writes
-            target/bench/results.json and REPORT.md
+  bench [--quick] [--runs N] [--filter PART]... [--no-memory] [--no-peers]
+        [--publish] [--out DIR]
+            run the benchmark matrix (in process, shared memory, network;
+            asyncmsg and the peer libraries) from a release build, then the
+            memory probes; writes target/bench/results.json, REPORT.md and
+            charts/*.svg and prints the report. --quick: the reduced matrix
+            (under 3 minutes once built); --filter: only cells whose id
+            contains PART; --no-peers: without the peer libraries that take
+            long to build (kanal, rtrb, iceoryx2, zmq); --publish: also
+            write bench/RESULTS.md, bench/results/ (a full run only)
   compare A.json B.json
             print the change between two results.json files as markdown
   stress    run the stress tests: cargo test --workspace --release -- --ignored
@@ -34,8 +46,10 @@ commands:
 
 fn main() -> ExitCode {
     // `bench` starts this program again as the second process of every
-    // shared-memory cell: such a child plays its role and exits here.
+    // shared-memory cell, and for every memory probe: such a child plays its
+    // role and exits here.
     shm::child_main();
+    memory::child_main();
     match run() {
         Ok(code) => code,
         Err(e) => {
@@ -54,15 +68,23 @@ fn run() -> Result<ExitCode> {
     match cmd.as_str() {
         "bench" => {
             let opts = bench::Options::parse(rest)?;
-            if cfg!(debug_assertions) && std::env::var_os("XTASK_RELEASE").is_none() {
-                // Figures from a debug build mean nothing: run this very command
-                // again from a release build of xtask.
-                return status(
-                    Command::new(cargo())
-                        .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
-                        .args(&args)
-                        .env("XTASK_RELEASE", "1"),
-                );
+            let peers = !rest.iter().any(|a| a == "--no-peers");
+            if std::env::var_os("XTASK_RELEASE").is_none()
+                && (cfg!(debug_assertions) || peers != cfg!(feature = "peers"))
+            {
+                // Figures from a debug build mean nothing, and the peers are
+                // a cargo feature: run this very command again from a release
+                // build of xtask with the peer libraries (unless --no-peers).
+                let mut cmd = Command::new(cargo());
+                cmd.args(["run", "--release", "--quiet", "--package", "xtask"]);
+                if peers {
+                    eprintln!(
+                        "bench: building the release harness with the peer libraries \
+                         (the first build takes a few minutes)"
+                    );
+                    cmd.args(["--features", "peers"]);
+                }
+                return status(cmd.arg("--").args(&args).env("XTASK_RELEASE", "1"));
             }
             // asyncmsg publishes names under its runtime directory: give this
             // run one of its own, which the children inherit.
