@@ -358,6 +358,7 @@ async fn serve(
     }
     let key = (hello.sender, hello.coid, id.chid);
     let mut last_ack = None;
+    let mut frames = FrameArena::new();
     loop {
         // What arrived, the hello's own packet included, before anything
         // waits for more.
@@ -365,7 +366,7 @@ async fn serve(
             match dec.next() {
                 Ok(None) => break,
                 Ok(Some(wire::Frame::Data(batch))) => {
-                    if let Err(why) = receive(&proxy, &batch) {
+                    if let Err(why) = receive(&proxy, &batch, &mut frames) {
                         return close_with(&mut send, ErrorKind::Protocol, why).await;
                     }
                 }
@@ -389,7 +390,7 @@ async fn serve(
                 }
             }
         }
-        let listener = shared.sender_event.listen();
+        event_listener::listener!(shared.sender_event => listener);
         apply(&proxy);
         let state = lock(&shared.send).state;
         if let LinkState::Closed(kind) = state {
@@ -451,7 +452,7 @@ async fn closed_channel(
     }
     let mut last = None;
     loop {
-        let listener = shared.sender_event.listen();
+        event_listener::listener!(shared.sender_event => listener);
         let done = proxy.base + shared.completed.load(Ordering::Acquire);
         if last != Some(done) {
             out.clear();
@@ -471,10 +472,14 @@ async fn closed_channel(
 
 /// Queues a batch's new messages; sequences below `received` came before (a
 /// resend after a lost link) and are dropped.
-fn receive(proxy: &Proxy, batch: &wire::DataBatch<'_>) -> Result<(), &'static str> {
+fn receive(
+    proxy: &Proxy,
+    batch: &wire::DataBatch<'_>,
+    frames: &mut FrameArena,
+) -> Result<(), &'static str> {
     // One copy of the frame; its messages are slices of it.
     let body = batch.as_bytes();
-    let frame = bytes::Bytes::copy_from_slice(body);
+    let frame = frames.copy(body);
     let mut queue = lock(&proxy.queue);
     let mut expect = proxy.received.load(Ordering::Acquire);
     for (seq, msg) in batch.with_seqs() {
@@ -495,11 +500,52 @@ fn receive(proxy: &Proxy, batch: &wire::DataBatch<'_>) -> Result<(), &'static st
     Ok(())
 }
 
+/// Bytes per block of a [`FrameArena`].
+const ARENA_BLOCK: usize = 256 * 1024;
+
+/// Frames copied into blocks that their slices share: one allocation per
+/// block (when it cannot be reused) instead of two per frame. A block is
+/// reused once every slice of it is gone; one still referenced stays with
+/// its slices and a new block takes the next frames, so what a block holds
+/// is bounded by the messages in flight plus one block.
+struct FrameArena {
+    block: bytes::BytesMut,
+}
+
+impl FrameArena {
+    fn new() -> Self {
+        FrameArena {
+            block: bytes::BytesMut::new(),
+        }
+    }
+
+    /// `bytes` in the arena.
+    fn copy(&mut self, bytes: &[u8]) -> bytes::Bytes {
+        if self.block.capacity() < bytes.len() && !self.block.try_reclaim(bytes.len()) {
+            self.block = bytes::BytesMut::with_capacity(ARENA_BLOCK.max(bytes.len()));
+        }
+        self.block.extend_from_slice(bytes);
+        self.block.split().freeze()
+    }
+}
+
+thread_local! {
+    /// [`apply`]'s run of messages, kept between calls (no allocation per
+    /// call).
+    static RUN: std::cell::Cell<VecDeque<(SendBuf, u64, bool)>> =
+        const { std::cell::Cell::new(VecDeque::new()) };
+}
+
 /// Puts what is queued on the proxy, in order, until a message finds no
 /// free slot: runs of messages under one lock.
 fn apply(proxy: &Proxy) {
+    let mut run = RUN.take();
+    apply_with(proxy, &mut run);
+    RUN.set(run);
+}
+
+fn apply_with(proxy: &Proxy, run: &mut VecDeque<(SendBuf, u64, bool)>) {
     let mut queue = lock(&proxy.queue);
-    let mut run = VecDeque::new();
     loop {
         while let Some(Op::Msg { .. }) = queue.front() {
             if let Some(Op::Msg {
@@ -512,7 +558,7 @@ fn apply(proxy: &Proxy) {
             }
         }
         if !run.is_empty() {
-            let r = proxy.conn.try_put_batch(&mut run);
+            let r = proxy.conn.try_put_batch(run);
             // What did not fit goes back, in order.
             while let Some((data, seq, redelivered)) = run.pop_back() {
                 queue.push_front(Op::Msg {
@@ -1164,6 +1210,7 @@ impl Sender {
         // hello carried the latest).
         lock(&self.link.new_triggers).retain(|(from, _)| *from >= next);
         let mut out = Vec::with_capacity(64 * 1024);
+        let mut frames = FrameArena::new();
         self.link.written.store(next, Ordering::Release);
         // Messages held back (fewer than a trigger's worth) while the
         // receiving node may still have a batch they could join go out by
@@ -1224,9 +1271,10 @@ impl Sender {
                     writing = false;
                     continue;
                 }
-                // The frame moves to the stream without another copy.
-                let frame =
-                    bytes::Bytes::from(std::mem::replace(&mut out, Vec::with_capacity(64 * 1024)));
+                // The frame goes to the stream in a block shared with the
+                // frames before it (quinn holds it until the peer has it).
+                let frame = frames.copy(&out);
+                out.clear();
                 if send.write_chunk(frame).await.is_err() {
                     return Ended::Lost;
                 }
