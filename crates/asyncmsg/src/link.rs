@@ -173,18 +173,15 @@ impl Dispatcher {
             generation,
             extra,
         } = item;
-        let default = match &self.cached {
-            Some((g, cb)) if *g == generation => cb.clone(),
-            _ => {
-                // Completions run in put order and generations only grow with
-                // it, so every message of an older generation has been called
-                // back (or withdrawn with its callback).
-                conn.prune_callbacks(generation);
-                let cb = conn.callback_of(generation);
-                self.cached = Some((generation, cb.clone()));
-                cb
-            }
-        };
+        if !matches!(&self.cached, Some((g, _)) if *g == generation) {
+            // Completions run in put order and generations only grow with
+            // it, so every message of an older generation has been called
+            // back (or withdrawn with its callback).
+            conn.prune_callbacks(generation);
+            self.cached = Some((generation, conn.callback_of(generation)));
+        }
+        // Borrowed, not cloned: no reference count moves per message.
+        let default = self.cached.as_ref().and_then(|(_, cb)| cb.as_ref());
         let once = match extra {
             Some(e) => e.once,
             None => None,
@@ -196,7 +193,7 @@ impl Dispatcher {
             seq,
             coid: conn.coid,
         };
-        dispatch(d, once, default.as_ref(), self.stream.as_ref());
+        dispatch(d, once, default, self.stream.as_ref());
     }
 }
 

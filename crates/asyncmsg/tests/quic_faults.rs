@@ -138,13 +138,13 @@ fn partition_mid_stream(n: u64, hole: Duration) {
         "the relay dropped nothing"
     );
     // Puts go on until the connection holds max_buffers messages not called
-    // back, never more, then stop.
+    // back, then stop. (While they move, the count can be off either way for
+    // a moment: a callback may run before its put counts itself, and a
+    // batch's slots are free for new puts just before its callbacks run, as
+    // B11 allows; once everything stands still it is exact, checked below.)
     let outstanding = || {
-        // A callback may run before its put counts itself.
         let (puts, calls) = (puts.load(Ordering::SeqCst), calls.lock().len() as u64);
-        let held = puts.saturating_sub(calls);
-        assert!(held <= MAX_BUFFERS, "{puts} put, {calls} called back");
-        held
+        puts.saturating_sub(calls)
     };
     let deadline = Instant::now() + WAIT;
     while outstanding() < MAX_BUFFERS {
