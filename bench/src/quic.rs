@@ -1,22 +1,25 @@
-//! QUIC cells: asyncmsg between two nodes over `quic://` on loopback, beside
-//! raw quinn with the same TLS and transport settings (`asyncmsg_quic`'s
-//! endpoint), measured by the same code for the criterion bench
-//! (`benches/quic.rs`) and for `cargo xtask bench`.
+//! Network cells on loopback: asyncmsg between two nodes over `quic://`,
+//! beside raw quinn with the same TLS and transport settings
+//! (`asyncmsg_quic`'s endpoint), TCP, and zmq PUSH/PULL over TCP, measured by
+//! the same code for the criterion bench (`benches/quic.rs`) and for
+//! `cargo xtask bench` (through [`specs`] and [`ratios`]).
 //!
-//! Both ends of every cell live in this process, each on tokio runtimes of
-//! its own, on loopback (`127.0.0.1`, ports picked by the system), under one
-//! trust root in a temporary directory ([`TrustHome`]). Nothing is pinned:
-//! asyncmsg's nodes start their own runtimes (two worker threads each), and
-//! the raw quinn ends get the same (one runtime of two workers per end).
+//! Both ends of every cell live in this process, on loopback (`127.0.0.1`,
+//! ports picked by the system). The QUIC ends run on tokio runtimes of their
+//! own under one trust root in a temporary directory ([`TrustHome`]); nothing
+//! of theirs is pinned: asyncmsg's nodes start their own runtimes (two worker
+//! threads each), and the raw quinn ends get the same (one runtime of two
+//! workers per end).
 //!
 //! * **asyncmsg** ([`QuicCell::AsyncmsgSmallTrigger64`],
-//!   [`QuicCell::AsyncmsgMib`]): a sending node connects to a channel
-//!   published by a listening node; the program's sending thread puts `n`
-//!   messages (buffers recycled through the delivery callback), a receiving
-//!   thread gets batches and checks every message's index (its first 8
-//!   bytes), in order. Timed from the first put until the receiving thread
-//!   took the last message; then every delivery callback must have come back
-//!   `Ok`, in put order (checked, not timed).
+//!   [`QuicCell::AsyncmsgMib`], and the payload × trigger sweep: 8 B, 64 B,
+//!   1 KiB, 64 KiB, 1 MiB × trigger 1, 16, 64 and flush-only, see [`Trigger`]):
+//!   a sending node connects to a channel published by a listening node; the
+//!   program's sending thread puts `n` messages (buffers recycled through the
+//!   delivery callback), a receiving thread gets batches and checks every
+//!   message's index (its first 8 bytes), in order. Timed from the first put
+//!   until the receiving thread took the last message; then every delivery
+//!   callback must have come back `Ok`, in put order (checked, not timed).
 //! * **raw quinn** ([`QuicCell::RawBatch64`], [`QuicCell::RawPerMessage`],
 //!   [`QuicCell::RawMib`]): one bidirectional stream; the client writes
 //!   frames of a little-endian `u32` length and the payload (its index in its
@@ -24,13 +27,25 @@
 //!   1 MiB frame per `write_all`; the server reads the stream in the chunks
 //!   quinn hands out and checks every frame's length and index, in order.
 //!   Timed from the first write until the server read the last frame.
+//! * **TCP**: the same frames over one loopback connection between two
+//!   threads (not pinned: pinning slowed TCP down here, see `quic/tcp.rs`), std
+//!   blocking sockets with `TCP_NODELAY`: 64 B frames 64 per `write_all` and
+//!   one per `write_all`, 1 MiB frames one per `write_all`; the reader reads
+//!   up to 64 KiB per call and checks every frame. No TLS.
+//! * **zmq** (with the `peers` feature): PUSH/PULL over
+//!   `tcp://127.0.0.1`, one zmq message per payload (64 B and 1 MiB), a
+//!   context per side, the two threads pinned; PUSH blocks at the high-water
+//!   mark, so nothing is dropped; every message is checked in order.
 //!
 //! Setup (nodes, certificates, handshakes, the stream's first exchange) and
-//! teardown are not timed.
+//! teardown are not timed. Every wait is bounded: a run that hangs fails.
 
 pub(crate) mod asyncmsg;
 mod cells;
 pub(crate) mod raw;
+pub(crate) mod tcp;
+#[cfg(feature = "peers")]
+pub(crate) mod zmq;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -40,7 +55,8 @@ use anyhow::{Context, Result};
 use crate::Summary;
 pub use crate::shm::MIB;
 use crate::shm::Run;
-pub use cells::{ratios, specs};
+pub use asyncmsg::{FLUSH_EVERY, Trigger};
+pub use cells::{SWEEP_PAYLOADS, TCP_BATCH, ratios, specs, sweep_id, tcp_id, zmq_id};
 
 /// Bytes per message of the small cells.
 pub const SMALL: usize = 64;

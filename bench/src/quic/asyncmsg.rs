@@ -2,6 +2,10 @@
 //! the receiving node listens and publishes a channel, the sending node
 //! connects to `quic://127.0.0.1:PORT/NAME`; the calling thread puts, a thread
 //! of its own gets.
+//!
+//! A run's [`Shape`] sets the payload, the [`Trigger`] (a count, or none at
+//! all with the sender flushing every [`FLUSH_EVERY`] puts) and the messages
+//! in flight.
 
 use std::path::Path;
 use std::sync::{Arc, Barrier, mpsc};
@@ -23,26 +27,97 @@ use super::{MIB, SMALL};
 /// message was received.
 const CALLBACK_LIMIT: Duration = Duration::from_secs(30);
 
+/// What makes a connection's puts visible to the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// `trigger_count(n)`, no time trigger.
+    Count(u32),
+    /// No count and no time trigger: the sender flushes (`Flush::NoWait`)
+    /// every [`FLUSH_EVERY`] puts, and after the last.
+    FlushOnly,
+}
+
+impl Trigger {
+    /// The sweep's triggers: 1, 16, 64, flush-only.
+    pub const SWEEP: [Trigger; 4] = [
+        Trigger::Count(1),
+        Trigger::Count(16),
+        Trigger::Count(64),
+        Trigger::FlushOnly,
+    ];
+
+    /// `t1`, `t16`, `t64`, `flush`: the trigger as it appears in cell ids.
+    pub fn label(self) -> String {
+        match self {
+            Trigger::Count(n) => format!("t{n}"),
+            Trigger::FlushOnly => "flush".into(),
+        }
+    }
+
+    /// Messages per batch: the count, or [`FLUSH_EVERY`].
+    pub fn batch(self) -> u32 {
+        match self {
+            Trigger::Count(n) => n,
+            Trigger::FlushOnly => FLUSH_EVERY,
+        }
+    }
+
+    /// The `trigger_count` value (0: none).
+    fn count(self) -> u32 {
+        match self {
+            Trigger::Count(n) => n,
+            Trigger::FlushOnly => 0,
+        }
+    }
+}
+
+/// Puts between two flushes with [`Trigger::FlushOnly`].
+pub const FLUSH_EVERY: u32 = 64;
+
+/// Bytes in flight per connection the sweep aims at: 1024 messages up to
+/// 16 KiB, 256 of 64 KiB, 16 of 1 MiB.
+const IN_FLIGHT: usize = 16 << 20;
+
 /// The shape of a throughput run.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Shape {
     payload: usize,
-    trigger: u32,
+    trigger: Trigger,
     /// In flight per connection, and the most one get returns.
     max_buffers: u32,
+}
+
+impl Shape {
+    /// `payload` bytes with `trigger`, [`IN_FLIGHT`] bytes in flight (16 to
+    /// 1024 messages), and at least two batches, so that the sender fills
+    /// the next batch while the last one travels.
+    pub(crate) fn sweep(payload: usize, trigger: Trigger) -> Shape {
+        let window = (IN_FLIGHT / payload.max(1)).clamp(16, 1024) as u32;
+        Shape {
+            payload,
+            trigger,
+            max_buffers: window.max(2 * trigger.batch()),
+        }
+    }
+
+    /// Messages in flight per connection.
+    #[cfg(test)]
+    pub(crate) fn max_buffers(&self) -> u32 {
+        self.max_buffers
+    }
 }
 
 /// 64 B, trigger 64, 1024 in flight (as the in-process and shm cells).
 pub(crate) const SMALL_T64: Shape = Shape {
     payload: SMALL,
-    trigger: 64,
+    trigger: Trigger::Count(64),
     max_buffers: 1024,
 };
 
 /// 1 MiB, a batch every 4, 16 in flight (as the shm 1 MiB cell).
 pub(crate) const MIB_T4: Shape = Shape {
     payload: MIB,
-    trigger: 4,
+    trigger: Trigger::Count(4),
     max_buffers: 16,
 };
 
@@ -75,7 +150,7 @@ pub(crate) fn throughput(home: &Path, n: u64, shape: Shape) -> Result<Run> {
         &sending,
         &format!("quic://{addr}/{name}"),
         shape.max_buffers,
-        shape.trigger,
+        shape.trigger.count(),
         &buffers,
         &seen,
         Some((n, done_tx)),
@@ -106,6 +181,7 @@ pub(crate) fn throughput(home: &Path, n: u64, shape: Shape) -> Result<Run> {
             .context("spawning the receiver")?
     };
 
+    let flush_only = shape.trigger == Trigger::FlushOnly;
     start.wait();
     let began = Instant::now();
     let mut sent = Ok(());
@@ -115,6 +191,12 @@ pub(crate) fn throughput(home: &Path, n: u64, shape: Shape) -> Result<Run> {
         if let Err(e) = conn.put(buf, i) {
             sent = Err(anyhow!("put of message {i}: {e}"));
             break;
+        }
+        if flush_only && (i + 1) % u64::from(FLUSH_EVERY) == 0 {
+            if let Err(e) = conn.flush(Flush::NoWait) {
+                sent = Err(anyhow!("flush after message {i}: {e}"));
+                break;
+            }
         }
     }
     if sent.is_ok() {
@@ -141,4 +223,27 @@ pub(crate) fn throughput(home: &Path, n: u64, shape: Shape) -> Result<Run> {
     drop(sending);
     drop(receiving);
     Ok(Run::throughput(n, shape.payload, took))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quic::TrustHome;
+
+    #[test]
+    fn flush_only_and_trigger_one_deliver_every_message() {
+        let home = TrustHome::create().expect("a trust root");
+        for (payload, trigger, n) in [
+            (8, Trigger::FlushOnly, 0),
+            (8, Trigger::FlushOnly, 130),
+            (64, Trigger::FlushOnly, 64),
+            (8, Trigger::Count(1), 5),
+            (1 << 10, Trigger::Count(16), 40),
+        ] {
+            let run = throughput(home.path(), n, Shape::sweep(payload, trigger))
+                .unwrap_or_else(|e| panic!("{n} x {payload} B {trigger:?}: {e:#}"));
+            assert_eq!(run.messages, n);
+            assert_eq!(run.bytes, n * payload as u64);
+        }
+    }
 }

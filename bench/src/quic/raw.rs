@@ -23,7 +23,7 @@ use crate::shm::Run;
 use crate::shm::peers::{index_of, stamp};
 
 /// Bytes of a frame's length prefix (little-endian `u32`).
-const PREFIX: usize = 4;
+pub(crate) const PREFIX: usize = 4;
 
 /// The longest any run may take before it is declared hung.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -220,7 +220,7 @@ async fn serve(server: &QuicEndpoint, n: u64, payload: usize) -> Result<Instant>
 /// checking every length and that the indices run 0, 1, 2, ... It looks at
 /// the prefix and the index only; the rest of a payload is skipped.
 #[derive(Debug)]
-struct FrameReader {
+pub(crate) struct FrameReader {
     payload: usize,
     /// The bytes of the current frame's prefix and index read so far.
     head: [u8; PREFIX + 8],
@@ -231,7 +231,7 @@ struct FrameReader {
 }
 
 impl FrameReader {
-    fn new(payload: usize) -> FrameReader {
+    pub(crate) fn new(payload: usize) -> FrameReader {
         FrameReader {
             payload,
             head: [0; PREFIX + 8],
@@ -242,16 +242,16 @@ impl FrameReader {
     }
 
     /// Frames read whole.
-    fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count
     }
 
     /// Whether no frame is partly read.
-    fn at_boundary(&self) -> bool {
+    pub(crate) fn at_boundary(&self) -> bool {
         self.have == 0 && self.skip == 0
     }
 
-    fn feed(&mut self, mut data: &[u8]) -> Result<()> {
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             if self.skip > 0 {
                 let k = self.skip.min(data.len());
