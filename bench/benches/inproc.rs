@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use asyncmsg_bench::matrix::{Ctx, Pattern, Spec};
 use asyncmsg_bench::shm::{Histogram, Run};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 
 /// Failed runs retried within one criterion sample before the bench fails.
 const RETRIES: u32 = 5;
@@ -77,8 +79,9 @@ fn inproc(c: &mut Criterion) {
             // (some 100 µs per sample), while each sample takes over 2 ms.
             group
                 .sample_size(10)
+                .sampling_mode(SamplingMode::Flat)
                 .warm_up_time(Duration::from_millis(50))
-                .measurement_time(Duration::from_millis(200));
+                .measurement_time(Duration::from_millis(300));
         }
         for spec in specs.iter().filter(|s| s.pattern == pattern) {
             let per = per_iter(spec);
@@ -92,7 +95,7 @@ fn inproc(c: &mut Criterion) {
                 } else {
                     Throughput::Elements(per)
                 });
-            } else {
+            } else if pattern != Pattern::TimeTrigger {
                 group.throughput(Throughput::Elements(1));
             }
             group.bench_function(BenchmarkId::from_parameter(label), |b| {
