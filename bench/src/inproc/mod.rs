@@ -177,7 +177,7 @@ fn latency_spec(
 }
 
 /// Round trips per run of a busy-polling ping-pong, and of a blocking one.
-const BUSY_ROUND_TRIPS: Size = sized(50_000);
+const BUSY_ROUND_TRIPS: Size = sized(20_000);
 const BLOCKING_ROUND_TRIPS: Size = sized(10_000);
 
 /// Samples per run of the time-trigger cell.
