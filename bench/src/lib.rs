@@ -1,19 +1,21 @@
 //! # asyncmsg-bench
 //!
-//! The benchmark harness shared by the criterion benches (`benches/`) and
-//! `cargo xtask bench`, so that both measure exactly the same code.
+//! The benchmark harness shared by the criterion benches (`benches/`), the
+//! matrix test and `cargo xtask bench`, so that all of them measure exactly
+//! the same code. The matrix ([`matrix`]) gathers the cells of each transport:
+//! in process ([`inproc`]), shared memory ([`shm`]) and QUIC ([`quic`]).
 //!
-//! One [`Cell`] is one implementation moving `n` messages of [`PAYLOAD`] bytes
-//! from one sender thread to one receiver thread in the same process. Every run
-//! checks that all `n` messages arrived, in order (each message carries its
-//! index in its first 8 bytes), and for asyncmsg also that every delivery
-//! callback came back `Ok`, in put order. A run that sees anything else returns
-//! an error instead of a figure.
+//! At the crate root: the four original in-process cells ([`Cell`], run by
+//! [`run`]: asyncmsg with trigger 1 and 64 beside crossbeam-channel, moving
+//! [`PAYLOAD`]-byte messages from one thread to another) with the ratios
+//! BENCH.md sets targets for ([`TARGETS`]), and what every transport shares:
+//! CPU pinning ([`pin`]), stalled-run detection ([`Stalled`]), interleaved
+//! rounds ([`run_interleaved`]) and their [`Summary`].
 //!
-//! What a run times: from the moment both sides are ready (after threads, the
-//! node and the channel exist) until the receiver took the last message and,
-//! for asyncmsg, the last delivery callback ran. Setup and teardown are not
-//! timed.
+//! Every run checks that all `n` messages arrived, in order (each message
+//! carries its index in its first 8 bytes), and for asyncmsg also that every
+//! delivery callback came back `Ok`, in put order. A run that sees anything
+//! else returns an error instead of a figure.
 //!
 //! ```
 //! use asyncmsg_bench::{Cell, run};
@@ -29,30 +31,29 @@ pub mod matrix;
 pub mod quic;
 pub mod shm;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
-use asyncmsg::{ChannelConfig, ConnectionAttr, Flush, GetError, Message, Node, SendBuf};
+use anyhow::{Context, Result};
+
+use inproc::{Shape, Trigger, asyncmsg_runs, peers};
 
 /// Message size in bytes for every in-process cell.
 pub const PAYLOAD: usize = 64;
 
-/// Messages an asyncmsg connection may have in flight (put and not yet called
-/// back); also the most messages one get returns. Crossbeam's channel is
-/// bounded at 4096 messages, and the batch peer at 4096 / 64 batches.
+/// Messages an asyncmsg connection of a [`Cell`] may have in flight (put and
+/// not yet called back); also the most messages one get returns. Crossbeam's
+/// channel is bounded at 4096 messages, and the batch peer at 4096 / 64
+/// batches.
 pub const ASYNCMSG_MAX_BUFFERS: u32 = 1024;
 
 /// Capacity of the crossbeam-channel peer, in messages.
-pub const CROSSBEAM_CAPACITY: usize = 4096;
+pub const CROSSBEAM_CAPACITY: usize = peers::CAPACITY;
 
 /// Messages per batch for the crossbeam batch peer.
-pub const VEC_BATCH: usize = 64;
-
-/// How long any single wait in a run may take before the run is declared hung.
-const STALL: Duration = Duration::from_secs(30);
+pub const VEC_BATCH: usize = peers::VEC_BATCH;
 
 /// How long the asyncmsg receiver waits for a batch while the sender is still
 /// putting before it declares the run stalled (see [`Stalled`]).
@@ -233,15 +234,23 @@ pub const TARGETS: [Target; 3] = [
 /// Moves `n` messages through `cell` once, verifies them, and returns the time
 /// it took (setup excluded).
 pub fn run(cell: Cell, n: u64) -> Result<Duration> {
+    let asyncmsg = |trigger| {
+        let shape = Shape {
+            max_buffers: ASYNCMSG_MAX_BUFFERS,
+            ..Shape::new(PAYLOAD, Trigger::Count(trigger))
+        };
+        asyncmsg_runs::throughput(n, shape)
+    };
     match cell {
-        Cell::AsyncmsgTrigger1 => run_asyncmsg(n, 1),
-        Cell::AsyncmsgTrigger64 => run_asyncmsg(n, 64),
-        Cell::Crossbeam => run_crossbeam(n),
-        Cell::CrossbeamVecBatch64 => run_crossbeam_batches(n),
+        Cell::AsyncmsgTrigger1 => asyncmsg(1),
+        Cell::AsyncmsgTrigger64 => asyncmsg(64),
+        Cell::Crossbeam => peers::crossbeam::<PAYLOAD>(n),
+        Cell::CrossbeamVecBatch64 => peers::crossbeam_batches(n),
     }
 }
 
-/// The CPU the sender side of every cell runs on, and the receiver's.
+/// The CPU the sender side of every in-process cell runs on, and the
+/// receiver's.
 const SENDER_CPU: usize = 0;
 const RECEIVER_CPU: usize = 1;
 
@@ -291,293 +300,6 @@ impl Drop for Pinned {
             }
         }
     }
-}
-
-fn stamp(buf: &mut [u8], index: u64) {
-    buf[..8].copy_from_slice(&index.to_le_bytes());
-}
-
-fn index_of(buf: &[u8]) -> Result<u64> {
-    ensure!(
-        buf.len() == PAYLOAD,
-        "message of {} bytes, expected {PAYLOAD}",
-        buf.len()
-    );
-    Ok(u64::from_le_bytes(buf[..8].try_into().expect("8 bytes")))
-}
-
-/// Buffers handed back by delivery callbacks, for the sender to reuse.
-///
-/// The callback pushes one buffer per message under an uncontended mutex; the
-/// sender swaps the whole stack out only when its own stack runs dry, so the
-/// two sides meet about once per `max_buffers` messages.
-#[derive(Debug, Default)]
-struct ReturnPool {
-    returned: Mutex<Vec<SendBuf>>,
-}
-
-impl ReturnPool {
-    fn push(&self, buf: SendBuf) {
-        self.returned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(buf);
-    }
-
-    /// Moves every returned buffer into `local` (which must be empty).
-    fn refill(&self, local: &mut Vec<SendBuf>) {
-        std::mem::swap(
-            &mut *self.returned.lock().unwrap_or_else(|e| e.into_inner()),
-            local,
-        );
-    }
-}
-
-/// What the delivery callback saw.
-#[derive(Debug, Default)]
-struct Deliveries {
-    /// Handle expected next (callbacks come in put order).
-    next: AtomicU64,
-    /// Set on the first callback out of order or not `Ok`.
-    failed: AtomicBool,
-    first_error: Mutex<Option<String>>,
-}
-
-impl Deliveries {
-    fn fail(&self, why: String) {
-        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
-        if first.is_none() {
-            *first = Some(why);
-        }
-        self.failed.store(true, Ordering::Release);
-    }
-}
-
-fn run_asyncmsg(n: u64, trigger: u32) -> Result<Duration> {
-    let node = Node::new().context("starting a node")?;
-    let chan = node
-        .create_channel(
-            ChannelConfig::default()
-                .buffer_size(PAYLOAD)
-                .max_buffers(ASYNCMSG_MAX_BUFFERS as usize),
-        )
-        .context("creating the channel")?;
-
-    let pool = Arc::new(ReturnPool::default());
-    let seen = Arc::new(Deliveries::default());
-    let (done_tx, done_rx) = mpsc::sync_channel::<()>(1);
-    let conn = {
-        let pool = pool.clone();
-        let seen = seen.clone();
-        node.connect(
-            chan.id(),
-            ConnectionAttr::default()
-                .max_buffers(ASYNCMSG_MAX_BUFFERS)
-                .trigger_count(trigger)
-                .no_trigger_time()
-                .on_delivered(move |d| {
-                    let expected = seen.next.load(Ordering::Relaxed);
-                    if d.result.is_err() || d.handle != expected {
-                        seen.fail(format!(
-                            "delivery callback for handle {} ({:?}), expected handle {expected} Ok",
-                            d.handle, d.result
-                        ));
-                    }
-                    seen.next.store(expected + 1, Ordering::Relaxed);
-                    pool.push(d.buf);
-                    if expected + 1 == n {
-                        let _ = done_tx.try_send(());
-                    }
-                }),
-        )
-        .context("connecting")?
-    };
-
-    // Buffers for the first round, so that the steady state allocates nothing.
-    let mut local: Vec<SendBuf> = (0..ASYNCMSG_MAX_BUFFERS)
-        .map(|_| SendBuf::zeroed(PAYLOAD))
-        .collect();
-
-    let start = Arc::new(Barrier::new(2));
-    let receiver = {
-        let start = start.clone();
-        thread::Builder::new()
-            .name("bench-receiver".into())
-            // The receiver hands the channel back when it is done, so that it
-            // outlives the final flush; if it fails, dropping the channel
-            // destroys it and unblocks the sender.
-            .spawn(move || -> Result<asyncmsg::Channel> {
-                let mut batch: Vec<Message> = Vec::with_capacity(ASYNCMSG_MAX_BUFFERS as usize);
-                let mut expected = 0u64;
-                let _pinned = pin(RECEIVER_CPU);
-                start.wait();
-                while expected < n {
-                    let asked = Instant::now();
-                    let got = chan.get_into(&mut batch, Some(GET_STALL));
-                    if matches!(got, Err(GetError::TimedOut)) || asked.elapsed() >= GET_STALL {
-                        return Err(Stalled {
-                            received: expected,
-                            of: n,
-                        }
-                        .into());
-                    }
-                    got.with_context(|| format!("get after {expected} messages"))?;
-                    for msg in &batch {
-                        let got = index_of(msg.data())?;
-                        ensure!(
-                            got == expected,
-                            "received message {got}, expected {expected}"
-                        );
-                        expected += 1;
-                    }
-                    batch.clear(); // gives the buffers back
-                }
-                Ok(chan)
-            })
-            .context("spawning the receiver")?
-    };
-
-    let _pinned = pin(SENDER_CPU);
-    start.wait();
-    let began = Instant::now();
-    let mut sent = Ok(());
-    for i in 0..n {
-        let mut buf = match local.pop() {
-            Some(b) => b,
-            None => {
-                pool.refill(&mut local);
-                local.pop().unwrap_or_else(|| SendBuf::zeroed(PAYLOAD))
-            }
-        };
-        stamp(&mut buf, i);
-        if let Err(e) = conn.put(buf, i) {
-            sent = Err(anyhow!("put of message {i}: {e}"));
-            break;
-        }
-    }
-    let flushed = conn.flush(Flush::NoWait);
-    // A failed receiver destroys the channel, which fails the put: its own
-    // error says more, so it comes first.
-    let chan = receiver
-        .join()
-        .map_err(|_| anyhow!("the receiver panicked"))??;
-    sent?;
-    flushed.map_err(|e| anyhow!("final flush: {e}"))?;
-    if n > 0 {
-        done_rx
-            .recv_timeout(STALL)
-            .map_err(|_| anyhow!("delivery callbacks stalled"))?;
-    }
-    let took = began.elapsed();
-
-    if seen.failed.load(Ordering::Acquire) {
-        let why = seen.first_error.lock().unwrap_or_else(|e| e.into_inner());
-        bail!("{}", why.as_deref().unwrap_or("delivery callback failed"));
-    }
-    let called_back = seen.next.load(Ordering::Relaxed);
-    ensure!(
-        called_back == n,
-        "{called_back} delivery callbacks for {n} messages"
-    );
-    drop(conn);
-    drop(chan);
-    Ok(took)
-}
-
-fn run_crossbeam(n: u64) -> Result<Duration> {
-    let (tx, rx) = crossbeam_channel::bounded::<[u8; PAYLOAD]>(CROSSBEAM_CAPACITY);
-    let start = Arc::new(Barrier::new(2));
-    let receiver = {
-        let start = start.clone();
-        thread::Builder::new()
-            .name("bench-receiver".into())
-            .spawn(move || -> Result<()> {
-                let _pinned = pin(RECEIVER_CPU);
-                start.wait();
-                for expected in 0..n {
-                    let msg = rx
-                        .recv_timeout(STALL)
-                        .with_context(|| format!("recv after {expected} messages"))?;
-                    let got = index_of(&msg)?;
-                    ensure!(
-                        got == expected,
-                        "received message {got}, expected {expected}"
-                    );
-                }
-                Ok(())
-            })
-            .context("spawning the receiver")?
-    };
-    let _pinned = pin(SENDER_CPU);
-    start.wait();
-    let began = Instant::now();
-    for i in 0..n {
-        let mut msg = [0u8; PAYLOAD];
-        stamp(&mut msg, i);
-        tx.send(msg)
-            .map_err(|_| anyhow!("the receiver hung up at message {i}"))?;
-    }
-    receiver
-        .join()
-        .map_err(|_| anyhow!("the receiver panicked"))??;
-    Ok(began.elapsed())
-}
-
-fn run_crossbeam_batches(n: u64) -> Result<Duration> {
-    type Batch = Vec<[u8; PAYLOAD]>;
-    let (tx, rx) = crossbeam_channel::bounded::<Batch>(CROSSBEAM_CAPACITY / VEC_BATCH);
-    // Drained batches go back; never blocks the receiver (a surplus is dropped).
-    let (back_tx, back_rx) =
-        crossbeam_channel::bounded::<Batch>(2 * CROSSBEAM_CAPACITY / VEC_BATCH);
-    let start = Arc::new(Barrier::new(2));
-    let receiver = {
-        let start = start.clone();
-        thread::Builder::new()
-            .name("bench-receiver".into())
-            .spawn(move || -> Result<()> {
-                let mut expected = 0u64;
-                let _pinned = pin(RECEIVER_CPU);
-                start.wait();
-                while expected < n {
-                    let mut batch = rx
-                        .recv_timeout(STALL)
-                        .with_context(|| format!("recv after {expected} messages"))?;
-                    for msg in batch.drain(..) {
-                        let got = index_of(&msg)?;
-                        ensure!(
-                            got == expected,
-                            "received message {got}, expected {expected}"
-                        );
-                        expected += 1;
-                    }
-                    let _ = back_tx.try_send(batch);
-                }
-                Ok(())
-            })
-            .context("spawning the receiver")?
-    };
-    let _pinned = pin(SENDER_CPU);
-    start.wait();
-    let began = Instant::now();
-    let mut i = 0u64;
-    while i < n {
-        let mut batch = back_rx
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(VEC_BATCH));
-        let end = n.min(i + VEC_BATCH as u64);
-        for index in i..end {
-            let mut msg = [0u8; PAYLOAD];
-            stamp(&mut msg, index);
-            batch.push(msg);
-        }
-        i = end;
-        tx.send(batch)
-            .map_err(|_| anyhow!("the receiver hung up at message {i}"))?;
-    }
-    receiver
-        .join()
-        .map_err(|_| anyhow!("the receiver panicked"))??;
-    Ok(began.elapsed())
 }
 
 /// One-way latency of a cache line between two spinning threads: an atomic
