@@ -324,3 +324,13 @@ pub(crate) fn stamp(msg: &mut [u8], i: u64) {
 pub(crate) fn index_of(msg: &[u8]) -> u64 {
     u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"))
 }
+
+/// Writes sender number `k` into bytes 8..16 (fan-in cells).
+pub(crate) fn stamp_sender(msg: &mut [u8], k: u64) {
+    msg[8..16].copy_from_slice(&k.to_le_bytes());
+}
+
+/// The sender number in bytes 8..16.
+pub(crate) fn sender_of(msg: &[u8]) -> u64 {
+    u64::from_le_bytes(msg[8..16].try_into().expect("8 bytes"))
+}
