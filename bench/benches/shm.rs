@@ -10,7 +10,7 @@
 //! `main` first checks whether it is such a child. An iteration is one
 //! message (rate cells; bytes for payloads of 64 KiB and more), one one-way
 //! trip (latency cells: half a round trip), one round trip, or one
-//! time-trigger sample; after each time group the p50 and p99 over every run
+//! time-trigger sample (its lateness); after each time group the p50 and p99 over every run
 //! are printed, since criterion reports means.
 
 use std::cell::RefCell;
@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use asyncmsg_bench::matrix::{Ctx, Pattern, Spec};
-use asyncmsg_bench::shm::{self, Histogram, Launcher, RUNTIME_DIR_ENV, RuntimeDir};
+use asyncmsg_bench::shm::{self, Histogram, Launcher, RUNTIME_DIR_ENV, Run, RuntimeDir};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
 /// Messages per criterion iteration of a rate cell, by payload.
@@ -34,11 +34,16 @@ fn per_iter(spec: &Spec) -> u64 {
     }
 }
 
-/// The time criterion is given for a run that took `took` (its timed span).
-fn criterion_time(pattern: Pattern, took: Duration) -> Duration {
-    match pattern {
-        Pattern::LatencyBusy | Pattern::LatencyBlocking => took / 2,
-        _ => took,
+/// The time criterion is given for `run`: its timed span, half of it for a
+/// ping-pong (one way), and for the time trigger the lateness of its samples
+/// together (not the 2 ms each waits by design).
+fn criterion_time(pattern: Pattern, run: &Run) -> Duration {
+    match (pattern, &run.rtt) {
+        (Pattern::LatencyBusy | Pattern::LatencyBlocking, _) => run.took / 2,
+        (Pattern::TimeTrigger, Some(late)) => {
+            Duration::from_nanos((late.mean() * late.count() as f64) as u64)
+        }
+        _ => run.took,
     }
 }
 
@@ -63,7 +68,7 @@ fn group(c: &mut Criterion, pattern: Pattern, specs: &[&Spec]) {
                         .or_default()
                         .merge(h);
                 }
-                criterion_time(pattern, run.took)
+                criterion_time(pattern, &run)
             })
         });
     }

@@ -518,6 +518,7 @@ pub fn child_main() {
     };
     let result = process::ChildEnv::from_env().and_then(|env| match role.as_str() {
         "uds-send" => peers::child_uds_send(env),
+        "uds-dgram-send" => peers::child_uds_dgram_send(env),
         "uds-echo" => peers::child_uds_echo(env),
         "eventfd-echo" => peers::child_eventfd_echo(env),
         "atomic-echo" => peers::child_atomic_echo(env),

@@ -1,7 +1,7 @@
 //! The shared-memory cells as entries of the matrix (see [`crate::matrix`]).
 
 use super::asyncmsg::{self, Shape, Trigger};
-use super::peers::MIB;
+use super::peers::{MIB, UDS_BATCH};
 use super::process::Launcher;
 use super::{ALLOC, Kind, Run, SMALL, ShmCell, Sizes, run_cell};
 use crate::matrix::{
@@ -278,7 +278,6 @@ fn sweep_specs(ctx: &Ctx) -> Vec<Spec> {
 
 /// Four senders, one process each, into one channel (or queue, or service).
 fn fan_in_specs(ctx: &Ctx) -> Vec<Spec> {
-    #[allow(unused_mut)]
     let mut all = vec![
         spec(
             ctx,
@@ -303,6 +302,25 @@ fn fan_in_specs(ctx: &Ctx) -> Vec<Spec> {
         )
         .quick(),
     ];
+    for per_write in [1, UDS_BATCH] {
+        all.push(
+            spec(
+                ctx,
+                Pattern::FanIn,
+                SMALL,
+                "unix-socket",
+                &format!("dgram-{per_write}-per-write"),
+                format!("unix datagram socket 64 B {per_write} per write, 4 senders"),
+                if per_write == 1 {
+                    MQ_MESSAGES
+                } else {
+                    size_for(SMALL)
+                },
+                move |l, n| super::peers::uds_fan_in(l, n, per_write, SENDERS),
+            )
+            .quick(),
+        );
+    }
     #[cfg(feature = "peers")]
     all.push(
         spec(
@@ -397,6 +415,11 @@ pub fn ratios() -> Vec<RatioSpec> {
         RatioSpec::new(
             "shm/fan-in-4/64B/asyncmsg-t64",
             "shm/fan-in-4/64B/posix-mq",
+            Metric::Rate,
+        ),
+        RatioSpec::new(
+            "shm/fan-in-4/64B/asyncmsg-t64",
+            "shm/fan-in-4/64B/unix-socket-dgram-64-per-write",
             Metric::Rate,
         ),
         RatioSpec::new(
