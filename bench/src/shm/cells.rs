@@ -104,13 +104,15 @@ const fn size_for(payload: usize) -> Size {
 /// than asyncmsg's: the child's start takes its share).
 const PEER_ROUND_TRIPS: Size = Size {
     full: 100_000,
-    quick: 10_000,
+    quick: 5_000,
     tiny: 50,
 };
 
-/// Messages per run of the POSIX message queue's throughput cells (one
-/// system call per message on each side, a queue of 10).
-const MQ_MESSAGES: Size = Size {
+/// Messages per run of the peers that move a few hundred thousand messages
+/// per second: the POSIX message queue (one system call per message on each
+/// side, a queue of 10), a datagram per message, iceoryx2 with four
+/// publishers.
+const SLOW_MESSAGES: Size = Size {
     full: 1_000_000,
     quick: 50_000,
     tiny: 1_000,
@@ -221,7 +223,7 @@ fn peer_specs(ctx: &Ctx) -> Vec<Spec> {
             "posix-mq",
             "",
             "POSIX mq 64 B".into(),
-            MQ_MESSAGES,
+            SLOW_MESSAGES,
             |l, n| mqueue::throughput(l, n, 1),
         )
         .quick(),
@@ -297,7 +299,7 @@ fn fan_in_specs(ctx: &Ctx) -> Vec<Spec> {
             "posix-mq",
             "",
             "POSIX mq 64 B, 4 senders".into(),
-            MQ_MESSAGES,
+            SLOW_MESSAGES,
             |l, n| super::mqueue::throughput(l, n, SENDERS),
         )
         .quick(),
@@ -312,7 +314,7 @@ fn fan_in_specs(ctx: &Ctx) -> Vec<Spec> {
                 &format!("dgram-{per_write}-per-write"),
                 format!("unix datagram socket 64 B {per_write} per write, 4 senders"),
                 if per_write == 1 {
-                    MQ_MESSAGES
+                    SLOW_MESSAGES
                 } else {
                     size_for(SMALL)
                 },
@@ -330,7 +332,7 @@ fn fan_in_specs(ctx: &Ctx) -> Vec<Spec> {
             "iceoryx2",
             "",
             "iceoryx2 64 B loan, 4 publishers".into(),
-            IOX_SMALL,
+            SLOW_MESSAGES,
             |l, n| super::iceoryx::throughput(l, n, SMALL, SENDERS),
         )
         .quick(),
