@@ -29,9 +29,13 @@
 
 pub(crate) mod asyncmsg;
 mod cells;
+#[cfg(feature = "peers")]
+mod iceoryx;
+mod mqueue;
 pub(crate) mod peers;
 mod process;
 mod request_reply;
+mod time_trigger;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -514,6 +518,7 @@ pub fn child_main() {
     };
     let result = process::ChildEnv::from_env().and_then(|env| match role.as_str() {
         "uds-send" => peers::child_uds_send(env),
+        "uds-dgram-send" => peers::child_uds_dgram_send(env),
         "uds-echo" => peers::child_uds_echo(env),
         "eventfd-echo" => peers::child_eventfd_echo(env),
         "atomic-echo" => peers::child_atomic_echo(env),
@@ -521,6 +526,13 @@ pub fn child_main() {
         "asyncmsg-echo" => asyncmsg::child_echo(env),
         "asyncmsg-sync-server" => request_reply::child_asyncmsg_sync(env),
         "uds-reply" => request_reply::child_uds(env),
+        "asyncmsg-timed" => time_trigger::child_asyncmsg(env),
+        "mq-send" => mqueue::child_send(env),
+        "mq-echo" => mqueue::child_echo(env),
+        #[cfg(feature = "peers")]
+        "iox-publish" => iceoryx::child_publish(env),
+        #[cfg(feature = "peers")]
+        "iox-echo" => iceoryx::child_echo(env),
         other => Err(anyhow::anyhow!("unknown role {other:?}")),
     });
     match result {

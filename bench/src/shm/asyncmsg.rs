@@ -17,7 +17,7 @@ use asyncmsg::{
     Channel, ChannelConfig, Connection, ConnectionAttr, Flush, GetError, Message, Node, SendBuf,
 };
 
-use super::peers::{MIB, index_of, stamp};
+use super::peers::{MIB, index_of, sender_of, stamp, stamp_sender};
 use super::process::{ChildEnv, ChildProc, Control, Launcher, STEP_LIMIT, Step};
 use super::{ALLOC, RECEIVER_CPU, Run, SENDER_CPU, SMALL, latency_loop, warmup_for};
 use crate::{GET_STALL, pin};
@@ -30,11 +30,75 @@ const BUSY_POLL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Shape {
     payload: usize,
+    /// The count trigger; 0 for none.
     trigger: u32,
     /// In flight per connection, and the most one get returns.
     max_buffers: u32,
     /// Buffers from `node.alloc` (shared pool) rather than the heap.
     alloc: bool,
+    /// The sender flushes (without waiting) after every this many puts; 0
+    /// for never (but after the last put, as always).
+    flush_every: u32,
+}
+
+/// When the sender's messages become visible, in the payload × trigger sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// A count trigger of this many messages.
+    Count(u32),
+    /// No count and no time trigger: the sender flushes (without waiting)
+    /// after every [`FLUSH_EVERY`] puts, and after the last.
+    FlushOnly,
+}
+
+/// Puts between two flushes of [`Trigger::FlushOnly`].
+pub(crate) const FLUSH_EVERY: u32 = 64;
+
+impl Trigger {
+    /// The triggers of the sweep.
+    pub(crate) const SWEEP: [Trigger; 4] = [
+        Trigger::Count(1),
+        Trigger::Count(16),
+        Trigger::Count(64),
+        Trigger::FlushOnly,
+    ];
+
+    /// The variant of the cell id: `t16`, `flush-only`.
+    pub(crate) fn variant(self) -> String {
+        match self {
+            Trigger::Count(n) => format!("t{n}"),
+            Trigger::FlushOnly => "flush-only".into(),
+        }
+    }
+
+    /// For a cell's name: `trigger 16`, `flush only`.
+    pub(crate) fn label(self) -> String {
+        match self {
+            Trigger::Count(n) => format!("trigger {n}"),
+            Trigger::FlushOnly => "flush only".into(),
+        }
+    }
+}
+
+impl Shape {
+    /// A cell of the payload × trigger sweep: heap buffers of `payload` bytes
+    /// (the put copies them into shared memory), recycled through the
+    /// delivery callback. Up to 1024 messages in flight below 64 KiB, 128
+    /// from there on (twice the largest batch, so that the sender fills one
+    /// while the receiver takes the other).
+    pub(crate) fn sweep(payload: usize, trigger: Trigger) -> Shape {
+        let (trigger, flush_every) = match trigger {
+            Trigger::Count(n) => (n, 0),
+            Trigger::FlushOnly => (0, FLUSH_EVERY),
+        };
+        Shape {
+            payload,
+            trigger,
+            max_buffers: if payload < ALLOC { 1024 } else { 128 },
+            alloc: false,
+            flush_every,
+        }
+    }
 }
 
 /// 64 B, trigger 64 (as the in-process cell).
@@ -43,6 +107,7 @@ pub(crate) const SMALL_T64: Shape = Shape {
     trigger: 64,
     max_buffers: 1024,
     alloc: false,
+    flush_every: 0,
 };
 
 /// 64 KiB `alloc` buffers, a batch every 16.
@@ -51,6 +116,7 @@ pub(crate) const ALLOC_THRU: Shape = Shape {
     trigger: 16,
     max_buffers: 64,
     alloc: true,
+    flush_every: 0,
 };
 
 /// 1 MiB heap buffers, copied by the put, a batch every 4.
@@ -59,6 +125,7 @@ pub(crate) const MIB_COPIED: Shape = Shape {
     trigger: 4,
     max_buffers: 16,
     alloc: false,
+    flush_every: 0,
 };
 
 /// The shape of a latency run.
@@ -113,7 +180,7 @@ pub(crate) struct Recycler {
 }
 
 impl Recycler {
-    fn push(&self, buf: SendBuf) {
+    pub(crate) fn push(&self, buf: SendBuf) {
         self.returned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -158,6 +225,11 @@ impl Buffers {
         }
     }
 
+    /// Where delivery callbacks hand buffers back.
+    pub(crate) fn recycler(&self) -> Arc<Recycler> {
+        self.recycler.clone()
+    }
+
     pub(crate) fn take(&mut self, node: &Node) -> SendBuf {
         if let Some(b) = self.local.pop() {
             return b;
@@ -181,7 +253,7 @@ pub(crate) struct Deliveries {
 
 impl Deliveries {
     /// Counts a callback for `handle`; whether it was the one expected.
-    fn saw(&self, handle: u64, ok: bool, detail: impl FnOnce() -> String) {
+    pub(crate) fn saw(&self, handle: u64, ok: bool, detail: impl FnOnce() -> String) {
         let expected = self.next.load(Ordering::Relaxed);
         if !ok || handle != expected {
             let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
@@ -282,27 +354,41 @@ pub(crate) fn check_message(msg: &Message, payload: usize, expected: u64) -> Res
     Ok(())
 }
 
+/// Starts a child that connects to the channel published as `name` and
+/// sends `n` messages of `shape` as sender number `sender` once told to go.
+fn spawn_sender(
+    launcher: &Launcher,
+    name: &str,
+    n: u64,
+    shape: Shape,
+    sender: u64,
+) -> Result<(Control, ChildProc)> {
+    let (control, their_control) = Control::pair()?;
+    let child = ChildProc::spawn(
+        launcher,
+        "asyncmsg-send",
+        &[
+            name.to_owned(),
+            n.to_string(),
+            shape.payload.to_string(),
+            shape.trigger.to_string(),
+            shape.max_buffers.to_string(),
+            u8::from(shape.alloc).to_string(),
+            shape.flush_every.to_string(),
+            sender.to_string(),
+        ],
+        &[their_control.as_fd()],
+    )?;
+    Ok((control, child))
+}
+
 /// `n` messages of `shape` from the child to the parent.
 pub(crate) fn throughput(launcher: &Launcher, n: u64, shape: Shape) -> Result<Run> {
     let node = Node::new().context("starting a node")?;
     let chan = channel(&node, shape.payload, shape.max_buffers, None)?;
     let name = unique_name("throughput");
     chan.publish(&name).context("publishing the channel")?;
-    let (mut control, their_control) = Control::pair()?;
-    let mut child = ChildProc::spawn(
-        launcher,
-        "asyncmsg-send",
-        &[
-            name,
-            n.to_string(),
-            shape.payload.to_string(),
-            shape.trigger.to_string(),
-            shape.max_buffers.to_string(),
-            u8::from(shape.alloc).to_string(),
-        ],
-        &[their_control.as_fd()],
-    )?;
-    drop(their_control);
+    let (mut control, mut child) = spawn_sender(launcher, &name, n, shape, 0)?;
     let _pinned = pin(RECEIVER_CPU);
     let mut batch: Vec<Message> = Vec::with_capacity(shape.max_buffers as usize);
     control.expect_from(Step::Ready, &mut child)?;
@@ -333,6 +419,103 @@ pub(crate) fn throughput(launcher: &Launcher, n: u64, shape: Shape) -> Result<Ru
     Ok(Run::throughput(n, shape.payload, took))
 }
 
+/// Messages sender `k` of `senders` sends when they send `n` in all.
+pub(crate) fn share_of(n: u64, senders: u64, k: u64) -> u64 {
+    n / senders + u64::from(k < n % senders)
+}
+
+/// `n` messages of `shape` in all from `senders` child processes, each with a
+/// connection of its own to the parent's one channel; every sender's messages
+/// are checked to arrive in its order. Timed from the first go until the
+/// parent took the last message and every child's last delivery callback ran.
+pub(crate) fn fan_in(launcher: &Launcher, n: u64, shape: Shape, senders: u64) -> Result<Run> {
+    ensure!(
+        shape.payload >= 16,
+        "fan-in needs room for the sender's number"
+    );
+    let node = Node::new().context("starting a node")?;
+    // Room for every sender's messages in flight.
+    let chan = channel(
+        &node,
+        shape.payload,
+        shape.max_buffers * senders as u32,
+        None,
+    )?;
+    let name = unique_name("fan-in");
+    chan.publish(&name).context("publishing the channel")?;
+    let mut children = Vec::new();
+    for k in 0..senders {
+        children.push(spawn_sender(
+            launcher,
+            &name,
+            share_of(n, senders, k),
+            shape,
+            k,
+        )?);
+    }
+    let _pinned = pin(RECEIVER_CPU);
+    let mut batch: Vec<Message> = Vec::with_capacity((shape.max_buffers * senders as u32) as usize);
+    for (control, child) in &mut children {
+        control.expect_from(Step::Ready, child)?;
+    }
+
+    let began = Instant::now();
+    for (control, _) in &mut children {
+        control.send(Step::Go)?;
+    }
+    let mut expected = vec![0u64; senders as usize];
+    let mut received = 0u64;
+    let outcome = (|| -> Result<()> {
+        while received < n {
+            get_batch(&chan, &mut batch, received)?;
+            for msg in &batch {
+                ensure!(
+                    msg.data().len() == shape.payload,
+                    "a message of {} bytes, expected {}",
+                    msg.data().len(),
+                    shape.payload
+                );
+                let k = sender_of(msg.data());
+                let next = expected
+                    .get_mut(k as usize)
+                    .with_context(|| format!("a message from sender {k} of {senders}"))?;
+                let got = index_of(msg.data());
+                ensure!(
+                    got == *next,
+                    "received message {got} of sender {k}, expected {next}"
+                );
+                *next += 1;
+                received += 1;
+            }
+            batch.clear();
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        let why: Vec<String> = children.iter_mut().map(|(_, c)| c.failure()).collect();
+        return Err(e.context(why.join("; ")));
+    }
+    for (k, count) in expected.iter().enumerate() {
+        let want = share_of(n, senders, k as u64);
+        ensure!(
+            *count == want,
+            "{count} messages from sender {k}, expected {want}"
+        );
+    }
+    for (control, child) in &mut children {
+        control.expect_from(Step::Done, child)?;
+    }
+    let took = began.elapsed();
+
+    for (mut control, child) in children {
+        control.send(Step::Bye)?;
+        child.finish()?;
+    }
+    drop(chan);
+    drop(node);
+    Ok(Run::throughput(n, shape.payload, took))
+}
+
 pub(crate) fn child_send(mut env: ChildEnv) -> Result<()> {
     let name = env.arg(0)?.to_owned();
     let n = env.num(1)?;
@@ -340,6 +523,8 @@ pub(crate) fn child_send(mut env: ChildEnv) -> Result<()> {
     let trigger = env.num(3)? as u32;
     let max_buffers = env.num(4)? as u32;
     let alloc = env.num(5)? != 0;
+    let flush_every = env.num(6)?;
+    let sender = env.num(7)?;
     let mut control = Control::from_fd(env.fd(0)?);
 
     let node = Node::new().context("starting a node")?;
@@ -361,8 +546,15 @@ pub(crate) fn child_send(mut env: ChildEnv) -> Result<()> {
     for i in 0..n {
         let mut buf = buffers.take(&node);
         stamp(&mut buf, i);
+        if payload >= 16 {
+            stamp_sender(&mut buf, sender);
+        }
         conn.put(buf, i)
             .map_err(|e| anyhow!("put of message {i}: {e}"))?;
+        if flush_every > 0 && (i + 1) % flush_every == 0 {
+            conn.flush(Flush::NoWait)
+                .map_err(|e| anyhow!("flush after message {i}: {e}"))?;
+        }
     }
     conn.flush(Flush::NoWait)
         .map_err(|e| anyhow!("final flush: {e}"))?;

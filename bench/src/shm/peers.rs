@@ -3,14 +3,15 @@
 //! 64 B messages (throughput, one write per message or 64 per write; and a
 //! ping-pong), a bare eventfd ping-pong (the blocking wake-up floor), an atomic
 //! ping-pong on a shared memfd page (the busy-poll floor), and single-thread
-//! memcpy bandwidth (the floor under a copied put).
+//! memcpy bandwidth (the floor under a copied put); and for the fan-in cells a
+//! Unix datagram socket pair whose sending end four children share.
 //!
 //! Each parent function runs one side and starts the other as a child process;
 //! the child functions (`child_*`) are the other side.
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -122,6 +123,124 @@ pub(crate) fn child_uds_send(mut env: ChildEnv) -> Result<()> {
         }
         data.write_all(&chunk[..count * SMALL])
             .with_context(|| format!("write at message {i}"))?;
+        i += count as u64;
+    }
+    control.expect(Step::Bye)
+}
+
+/// `n` 64 B messages in all from `senders` child processes over one Unix
+/// datagram socket pair, whose sending end they all share (a datagram keeps
+/// its boundaries, so the writers' messages do not mix the way they would on
+/// a shared stream socket), `per_write` messages per datagram; the parent
+/// receives one datagram per read and checks every sender's messages arrive
+/// in its order.
+pub(crate) fn uds_fan_in(
+    launcher: &Launcher,
+    n: u64,
+    per_write: usize,
+    senders: u64,
+) -> Result<Run> {
+    let (data, theirs) = UnixDatagram::pair().context("creating the socket pair")?;
+    data.set_read_timeout(Some(STEP_LIMIT))
+        .context("setting the read timeout")?;
+    let mut children = Vec::new();
+    for k in 0..senders {
+        let (control, their_control) = Control::pair()?;
+        let child = ChildProc::spawn(
+            launcher,
+            "uds-dgram-send",
+            &[
+                super::asyncmsg::share_of(n, senders, k).to_string(),
+                per_write.to_string(),
+                k.to_string(),
+            ],
+            &[theirs.as_fd(), their_control.as_fd()],
+        )?;
+        children.push((control, child));
+    }
+    drop(theirs);
+    let _pinned = pin(RECEIVER_CPU);
+    let mut buf = vec![0u8; SMALL * per_write + 1];
+    for (control, child) in &mut children {
+        control.expect_from(Step::Ready, child)?;
+    }
+
+    let began = Instant::now();
+    for (control, _) in &mut children {
+        control.send(Step::Go)?;
+    }
+    let mut expected = vec![0u64; senders as usize];
+    let mut received = 0u64;
+    let outcome = (|| -> Result<()> {
+        while received < n {
+            let got = data
+                .recv(&mut buf)
+                .with_context(|| format!("read after {received} of {n} messages"))?;
+            ensure!(
+                got > 0 && got % SMALL == 0 && got <= SMALL * per_write,
+                "a datagram of {got} bytes"
+            );
+            for msg in buf[..got].chunks_exact(SMALL) {
+                let k = sender_of(msg);
+                let next = expected
+                    .get_mut(k as usize)
+                    .with_context(|| format!("a message from sender {k} of {senders}"))?;
+                let index = index_of(msg);
+                ensure!(
+                    index == *next,
+                    "received message {index} of sender {k}, expected {next}"
+                );
+                *next += 1;
+                received += 1;
+            }
+        }
+        Ok(())
+    })();
+    let took = began.elapsed();
+    if let Err(e) = outcome {
+        let why: Vec<String> = children.iter_mut().map(|(_, c)| c.failure()).collect();
+        return Err(e.context(why.join("; ")));
+    }
+    for (k, count) in expected.iter().enumerate() {
+        let want = super::asyncmsg::share_of(n, senders, k as u64);
+        ensure!(
+            *count == want,
+            "{count} messages from sender {k}, expected {want}"
+        );
+    }
+    for (mut control, child) in children {
+        control.send(Step::Bye)?;
+        child.finish()?;
+    }
+    Ok(Run::throughput(n, SMALL, took))
+}
+
+pub(crate) fn child_uds_dgram_send(mut env: ChildEnv) -> Result<()> {
+    let n = env.num(0)?;
+    let per_write = env.num(1)? as usize;
+    let sender = env.num(2)?;
+    ensure!(per_write > 0, "zero messages per write");
+    let data = UnixDatagram::from(env.fd(0)?);
+    data.set_write_timeout(Some(STEP_LIMIT))
+        .context("setting the write timeout")?;
+    let mut control = Control::from_fd(env.fd(1)?);
+    let _pinned = pin(SENDER_CPU);
+    let mut chunk = vec![0u8; SMALL * per_write];
+    for msg in chunk.chunks_exact_mut(SMALL) {
+        stamp_sender(msg, sender);
+    }
+    control.send(Step::Ready)?;
+    control.expect(Step::Go)?;
+    let mut i = 0u64;
+    while i < n {
+        let count = (n - i).min(per_write as u64) as usize;
+        for (k, msg) in chunk[..count * SMALL].chunks_exact_mut(SMALL).enumerate() {
+            stamp(msg, i + k as u64);
+        }
+        let sent = data
+            .send(&chunk[..count * SMALL])
+            .with_context(|| format!("write at message {i}"))?;
+        ensure!(sent == count * SMALL, "a short datagram at message {i}");
         i += count as u64;
     }
     control.expect(Step::Bye)
@@ -323,4 +442,14 @@ pub(crate) fn stamp(msg: &mut [u8], i: u64) {
 /// The message index in the first 8 bytes.
 pub(crate) fn index_of(msg: &[u8]) -> u64 {
     u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"))
+}
+
+/// Writes sender number `k` into bytes 8..16 (fan-in cells).
+pub(crate) fn stamp_sender(msg: &mut [u8], k: u64) {
+    msg[8..16].copy_from_slice(&k.to_le_bytes());
+}
+
+/// The sender number in bytes 8..16.
+pub(crate) fn sender_of(msg: &[u8]) -> u64 {
+    u64::from_le_bytes(msg[8..16].try_into().expect("8 bytes"))
 }
