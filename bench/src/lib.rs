@@ -7,10 +7,10 @@
 //!
 //! At the crate root: the four original in-process cells ([`Cell`], run by
 //! [`run`]: asyncmsg with trigger 1 and 64 beside crossbeam-channel, moving
-//! [`PAYLOAD`]-byte messages from one thread to another) with the ratios
-//! BENCH.md sets targets for ([`TARGETS`]), and what every transport shares:
-//! CPU pinning ([`pin`]), stalled-run detection ([`Stalled`]), interleaved
-//! rounds ([`run_interleaved`]) and their [`Summary`].
+//! [`PAYLOAD`]-byte messages from one thread to another; the stress test
+//! runs them), and what every transport shares: CPU pinning ([`pin`]),
+//! stalled-run detection ([`Stalled`]) and the [`Summary`] of rounds. The
+//! allocation counter of the memory probes is in [`alloc`].
 //!
 //! Every run checks that all `n` messages arrived, in order (each message
 //! carries its index in its first 8 bytes), and for asyncmsg also that every
@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use inproc::{Shape, Trigger, asyncmsg_runs, peers};
 
@@ -94,61 +94,9 @@ impl std::fmt::Display for Stalled {
 
 impl std::error::Error for Stalled {}
 
-/// Runs `cells` interleaved: one warm-up round (a tenth of each `size`,
-/// not recorded), then `rounds` measured rounds, so that a machine that
-/// slows down for a while slows every cell alike. `run` measures one cell
-/// once, `record` keeps a measured run (by the cell's index), `progress`
-/// hears of each step before it runs.
-pub fn run_interleaved<C: Copy, R>(
-    cells: &[C],
-    rounds: usize,
-    name: impl Fn(C) -> &'static str,
-    size: impl Fn(C) -> u64,
-    mut run: impl FnMut(C, u64) -> Result<R>,
-    mut record: impl FnMut(usize, R),
-    mut progress: impl FnMut(&str),
-) -> Result<()> {
-    for round in 0..=rounds {
-        for (k, &cell) in cells.iter().enumerate() {
-            let n = if round == 0 {
-                (size(cell) / 10).max(1)
-            } else {
-                size(cell)
-            };
-            let step = if round == 0 {
-                "warm-up".to_string()
-            } else {
-                format!("round {round}/{rounds}")
-            };
-            progress(&format!("{step} {} ({n})", name(cell)));
-            let r = run(cell, n).with_context(|| format!("round {round} of {}", name(cell)))?;
-            if round > 0 {
-                record(k, r);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Whether `e` is a [`Stalled`] run.
 pub fn is_stall(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Stalled>().is_some()
-}
-
-/// Runs `cell` as [`run`] does, retrying up to `retries` times a run that
-/// [stalled](Stalled). Returns the time and the number of stalls seen.
-pub fn run_retrying(cell: Cell, n: u64, retries: u32) -> Result<(Duration, u32)> {
-    let mut stalls = 0;
-    loop {
-        match run(cell, n) {
-            Ok(took) => return Ok((took, stalls)),
-            Err(e) if is_stall(&e) && stalls < retries => stalls += 1,
-            Err(e) if is_stall(&e) => {
-                return Err(e.context(format!("gave up after {} stalled attempts", stalls + 1)));
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// One implementation in the in-process throughput matrix.
@@ -199,37 +147,6 @@ impl Cell {
         matches!(self, Cell::AsyncmsgTrigger1 | Cell::AsyncmsgTrigger64)
     }
 }
-
-/// A ratio the project has a target for: `numerator / denominator` should be at
-/// least `target` (see `BENCH.md`).
-#[derive(Debug, Clone, Copy)]
-pub struct Target {
-    /// The asyncmsg cell.
-    pub numerator: Cell,
-    /// The peer.
-    pub denominator: Cell,
-    /// The least acceptable ratio of their messages/s.
-    pub target: f64,
-}
-
-/// The ratios `BENCH.md` sets targets for, in report order.
-pub const TARGETS: [Target; 3] = [
-    Target {
-        numerator: Cell::AsyncmsgTrigger64,
-        denominator: Cell::Crossbeam,
-        target: 3.0,
-    },
-    Target {
-        numerator: Cell::AsyncmsgTrigger64,
-        denominator: Cell::CrossbeamVecBatch64,
-        target: 1.0,
-    },
-    Target {
-        numerator: Cell::AsyncmsgTrigger1,
-        denominator: Cell::Crossbeam,
-        target: 0.8,
-    },
-];
 
 /// Moves `n` messages through `cell` once, verifies them, and returns the time
 /// it took (setup excluded).

@@ -494,10 +494,12 @@ impl CellResult {
     }
 
     /// The figure that matters for this cell: msg/s for rates (bytes/s for
-    /// payloads of 64 KiB and more), p50 for time cells.
+    /// payloads of 64 KiB and more that cross a process or a network; in
+    /// process a buffer changes hands without a copy, so its bytes/s is only
+    /// handovers × size), p50 for time cells.
     pub fn headline(&self) -> Metric {
         if self.spec.pattern.is_rate() {
-            if self.spec.payload >= 64 * 1024 {
+            if self.spec.payload >= 64 * 1024 && self.spec.transport != Transport::InProcess {
                 Metric::Bytes
             } else {
                 Metric::Rate

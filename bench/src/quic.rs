@@ -47,12 +47,10 @@ pub(crate) mod tcp;
 #[cfg(feature = "peers")]
 pub(crate) mod zmq;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::Summary;
 pub use crate::shm::MIB;
 use crate::shm::Run;
 pub use asyncmsg::{FLUSH_EVERY, Trigger};
@@ -262,176 +260,6 @@ pub const QUIC_RATIOS: [QuicRatio; 3] = [
     },
 ];
 
-/// One cell's figures over the rounds of a matrix run.
-#[derive(Debug, Clone)]
-pub struct QuicCellResult {
-    /// The cell.
-    pub cell: QuicCell,
-    /// Messages per second, one figure per round.
-    pub messages_per_s: Vec<f64>,
-    /// Payload bytes per second, one per round.
-    pub bytes_per_s: Vec<f64>,
-}
-
-impl QuicCellResult {
-    fn new(cell: QuicCell) -> Self {
-        QuicCellResult {
-            cell,
-            messages_per_s: Vec::new(),
-            bytes_per_s: Vec::new(),
-        }
-    }
-
-    fn add(&mut self, run: &Run) {
-        self.messages_per_s.push(run.messages_per_s());
-        self.bytes_per_s.push(run.bytes_per_s());
-    }
-}
-
-/// A ratio over the rounds of a matrix run (paired per round).
-#[derive(Debug, Clone)]
-pub struct QuicRatioResult {
-    /// What is compared.
-    pub ratio: QuicRatio,
-    /// Median and range of the per-round ratios.
-    pub summary: Summary,
-}
-
-impl QuicRatioResult {
-    /// Whether the median meets the target; `None` without a target.
-    pub fn met(&self) -> Option<bool> {
-        self.ratio.target.map(|t| self.summary.median >= t)
-    }
-}
-
-/// Everything a matrix run measured.
-#[derive(Debug, Clone)]
-pub struct QuicReport {
-    /// One entry per cell run, in report order.
-    pub cells: Vec<QuicCellResult>,
-    /// The ratios whose both cells ran.
-    pub ratios: Vec<QuicRatioResult>,
-}
-
-/// Runs `cells` interleaved, one warm-up round (a tenth of each size) and
-/// then `rounds` measured rounds (so that a machine that slows down for a
-/// while slows every cell alike), `sizes` setting each run's length;
-/// `progress` hears of each step before it runs.
-pub fn run_quic_matrix(
-    cells: &[QuicCell],
-    rounds: usize,
-    sizes: &Sizes,
-    home: &TrustHome,
-    mut progress: impl FnMut(&str),
-) -> Result<QuicReport> {
-    let mut results: Vec<QuicCellResult> = cells.iter().map(|&c| QuicCellResult::new(c)).collect();
-    crate::run_interleaved(
-        cells,
-        rounds,
-        |c| c.name(),
-        |c| sizes.of(c),
-        |c, n| run_cell(c, n, home),
-        |k, run| results[k].add(&run),
-        &mut progress,
-    )?;
-    let ratios = QUIC_RATIOS
-        .iter()
-        .filter_map(|r| {
-            let num = results.iter().find(|c| c.cell == r.numerator)?;
-            let den = results.iter().find(|c| c.cell == r.denominator)?;
-            let paired: Vec<f64> = num
-                .messages_per_s
-                .iter()
-                .zip(&den.messages_per_s)
-                .map(|(a, b)| a / b)
-                .collect();
-            Some(QuicRatioResult {
-                ratio: *r,
-                summary: Summary::of(&paired)?,
-            })
-        })
-        .collect();
-    Ok(QuicReport {
-        cells: results,
-        ratios,
-    })
-}
-
-/// Every cell, interleaved: 5 rounds of [`Sizes::QUICK`] when `quick`, else 7
-/// of [`Sizes::FULL`], under a trust root of its own.
-pub fn run_quic_cells(quick: bool) -> Result<QuicReport> {
-    let (rounds, sizes) = if quick {
-        (5, Sizes::QUICK)
-    } else {
-        (7, Sizes::FULL)
-    };
-    let home = TrustHome::create()?;
-    run_quic_matrix(&QuicCell::ALL, rounds, &sizes, &home, |_| {})
-}
-
-fn si(v: f64, unit: &str) -> String {
-    let (scaled, prefix) = if v >= 1e9 {
-        (v / 1e9, "G")
-    } else if v >= 1e6 {
-        (v / 1e6, "M")
-    } else if v >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    format!("{scaled:.3} {prefix}{unit}")
-}
-
-fn spread(xs: &[f64], fmt: impl Fn(f64) -> String) -> String {
-    match Summary::of(xs) {
-        Some(s) => format!("{} ({}–{})", fmt(s.median), fmt(s.min), fmt(s.max)),
-        None => "–".into(),
-    }
-}
-
-impl QuicReport {
-    /// The figures and ratios as markdown tables: medians over the rounds with
-    /// the min–max range.
-    pub fn markdown(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "### QUIC: throughput (loopback, two nodes)\n");
-        let _ = writeln!(out, "| cell | msg/s | bytes/s |\n|---|---|---|");
-        for c in &self.cells {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                c.cell.name(),
-                spread(&c.messages_per_s, |v| si(v, "msg/s")),
-                spread(&c.bytes_per_s, |v| si(v, "B/s")),
-            );
-        }
-        if !self.ratios.is_empty() {
-            let _ = writeln!(
-                out,
-                "\n### QUIC ratios (throughput, paired per round)\n\n| ratio | median (min–max) | target | met |\n|---|---|---|---|"
-            );
-            for r in &self.ratios {
-                let target = r.ratio.target.map_or("–".to_string(), |t| format!("≥ {t}"));
-                let met = match r.met() {
-                    None => "",
-                    Some(true) => "yes",
-                    Some(false) => "**no**",
-                };
-                let _ = writeln!(
-                    out,
-                    "| {} / {} | {:.3} ({:.3}–{:.3}) | {target} | {met} |",
-                    r.ratio.numerator.name(),
-                    r.ratio.denominator.name(),
-                    r.summary.median,
-                    r.summary.min,
-                    r.summary.max,
-                );
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,34 +283,6 @@ mod tests {
             let run =
                 run_cell(cell, 130, &home).unwrap_or_else(|e| panic!("{}: {e:#}", cell.name()));
             assert_eq!(run.messages, 130, "{}", cell.name());
-        }
-    }
-
-    #[test]
-    fn the_report_has_its_tables() {
-        let cell = |cell: QuicCell, rate: f64| QuicCellResult {
-            cell,
-            messages_per_s: vec![rate; 5],
-            bytes_per_s: vec![rate * cell.payload() as f64; 5],
-        };
-        let report = QuicReport {
-            cells: vec![
-                cell(QuicCell::AsyncmsgSmallTrigger64, 2e6),
-                cell(QuicCell::RawBatch64, 8e6),
-            ],
-            ratios: vec![QuicRatioResult {
-                ratio: QUIC_RATIOS[0],
-                summary: Summary::of(&[0.25, 0.2, 0.3]).unwrap(),
-            }],
-        };
-        let md = report.markdown();
-        for part in [
-            "asyncmsg quic 64B t64",
-            "raw quinn 64B x64",
-            "≥ 0.5",
-            "**no**",
-        ] {
-            assert!(md.contains(part), "{part:?} missing from\n{md}");
         }
     }
 }

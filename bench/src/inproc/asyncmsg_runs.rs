@@ -199,7 +199,14 @@ fn connect(
     expect: u64,
     done: SyncSender<()>,
 ) -> Result<Sender> {
-    let pool = Arc::new(ReturnPool::default());
+    // Twice the window: a batch's slots free just before its callbacks hand
+    // the buffers back (B11), so a put may briefly need a buffer beyond the
+    // window; and both vectors hold every buffer, so swapping them never
+    // grows one. The steady state allocates nothing of the harness's own.
+    let spare = 2 * buffers;
+    let pool = Arc::new(ReturnPool {
+        returned: Mutex::new(Vec::with_capacity(spare)),
+    });
     let seen = Arc::new(Deliveries::default());
     let conn = {
         let pool = pool.clone();
@@ -227,7 +234,11 @@ fn connect(
         conn,
         pool,
         seen,
-        local: (0..buffers).map(|_| SendBuf::zeroed(payload)).collect(),
+        local: {
+            let mut v = Vec::with_capacity(spare);
+            v.extend((0..spare).map(|_| SendBuf::zeroed(payload)));
+            v
+        },
         payload,
     })
 }
