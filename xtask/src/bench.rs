@@ -203,8 +203,7 @@ pub(crate) fn run(opts: &Options, root: &Path) -> Result<()> {
     print!("{}", std::fs::read_to_string(dir.join("REPORT.md"))?);
     eprintln!("wrote {}", written.join(", "));
     if opts.publish {
-        let bench = root.join("bench");
-        let written = results.publish(&bench)?;
+        let written = crate::publish::publish(&dir, &root.join("bench"))?;
         eprintln!("published {}", written.join(", "));
     }
     let failed: Vec<_> = results

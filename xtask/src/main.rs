@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo xtask bench [--quick] [--runs N] [--filter ID] ...  the benchmark matrix
+//! cargo xtask publish [DIR]                                a full run into bench/RESULTS.md
 //! cargo xtask compare A.json B.json                        the change between two runs
 //! cargo xtask stress                                       the #[ignore]d stress tests
 //! cargo xtask ci                                           what CI runs (.ci/run)
@@ -10,6 +11,7 @@
 mod bench;
 mod compare;
 mod memory;
+mod publish;
 mod report;
 mod svg;
 
@@ -38,6 +40,9 @@ commands:
             contains PART; --no-peers: without the peer libraries that take
             long to build (kanal, rtrb, iceoryx2, zmq); --publish: also
             write bench/RESULTS.md, bench/results/ (a full run only)
+  publish [DIR]
+            copy a full run's outputs from DIR (default target/bench) into
+            bench/RESULTS.md and bench/results/
   compare A.json B.json
             print the change between two results.json files as markdown
   stress    run the stress tests: cargo test --workspace --release -- --ignored
@@ -93,6 +98,14 @@ fn run() -> Result<ExitCode> {
             unsafe { std::env::set_var(RUNTIME_DIR_ENV, runtime.path()) };
             bench::run(&opts, &workspace_root())?;
             drop(runtime);
+            Ok(ExitCode::SUCCESS)
+        }
+        "publish" => {
+            let from = rest
+                .first()
+                .map_or_else(|| workspace_root().join("target/bench"), PathBuf::from);
+            let written = publish::publish(&from, &workspace_root().join("bench"))?;
+            eprintln!("published {}", written.join(", "));
             Ok(ExitCode::SUCCESS)
         }
         "compare" => {

@@ -420,28 +420,6 @@ impl Results {
         ])
     }
 
-    /// Writes `RESULTS.md`, `results.json` and the charts (in `results/`)
-    /// into `bench_dir`, replacing older charts there.
-    pub(crate) fn publish(&self, bench_dir: &Path) -> Result<Vec<String>> {
-        let charts = bench_dir.join("results");
-        if charts.exists() {
-            for e in std::fs::read_dir(&charts)? {
-                let p = e?.path();
-                if p.extension().is_some_and(|x| x == "svg") {
-                    std::fs::remove_file(&p)?;
-                }
-            }
-        }
-        let mut written = self.write(&charts, ".")?;
-        let from = charts.join("REPORT.md");
-        let to = bench_dir.join("RESULTS.md");
-        let md = self.markdown("results");
-        std::fs::write(&to, md).with_context(|| format!("writing {}", to.display()))?;
-        std::fs::remove_file(&from)?;
-        written.push(to.display().to_string());
-        Ok(written)
-    }
-
     /// The report; charts are linked under `charts_dir`.
     pub(crate) fn markdown(&self, charts_dir: &str) -> String {
         let m = &self.meta;
