@@ -30,6 +30,7 @@ pub mod inproc;
 pub mod matrix;
 pub mod quic;
 pub mod shm;
+pub mod trigger;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

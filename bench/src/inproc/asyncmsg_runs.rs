@@ -25,52 +25,7 @@ use super::harness::{
 use crate::shm::{Histogram, Kind, Run};
 use crate::{GET_STALL, Stalled};
 
-/// When an asyncmsg sender's messages become visible to the receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Trigger {
-    /// A batch every `n` puts (`trigger_count(n)`), no time trigger.
-    Count(u32),
-    /// No count trigger and no time trigger: the sender calls
-    /// `flush(Flush::NoWait)` after every [`FLUSH_EVERY`] puts and after the
-    /// last.
-    FlushOnly,
-}
-
-impl Trigger {
-    /// The sweep's triggers, in report order.
-    pub const SWEEP: [Trigger; 4] = [
-        Trigger::Count(1),
-        Trigger::Count(16),
-        Trigger::Count(64),
-        Trigger::FlushOnly,
-    ];
-
-    /// The variant part of a cell id: `t1`, `t64`, `flush-only`.
-    pub fn variant(self) -> String {
-        match self {
-            Trigger::Count(n) => format!("t{n}"),
-            Trigger::FlushOnly => "flush-only".into(),
-        }
-    }
-
-    /// For tables: `trigger 64`, `flush every 64`.
-    pub fn label(self) -> String {
-        match self {
-            Trigger::Count(n) => format!("trigger {n}"),
-            Trigger::FlushOnly => format!("flush every {FLUSH_EVERY}"),
-        }
-    }
-
-    fn count(self) -> u32 {
-        match self {
-            Trigger::Count(n) => n,
-            Trigger::FlushOnly => 0,
-        }
-    }
-}
-
-/// Puts between two flushes of a [`Trigger::FlushOnly`] sender.
-pub const FLUSH_EVERY: u64 = 64;
+pub use crate::trigger::{FLUSH_EVERY, Trigger};
 
 /// One asyncmsg throughput configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,7 +230,7 @@ impl Sender {
         let flushing = trigger == Trigger::FlushOnly;
         for i in 0..n {
             self.put(sender, i)?;
-            if flushing && (i + 1) % FLUSH_EVERY == 0 {
+            if flushing && (i + 1) % u64::from(FLUSH_EVERY) == 0 {
                 self.flush()?;
             }
         }

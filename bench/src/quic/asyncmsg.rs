@@ -27,52 +27,7 @@ use super::{MIB, SMALL};
 /// message was received.
 const CALLBACK_LIMIT: Duration = Duration::from_secs(30);
 
-/// What makes a connection's puts visible to the receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Trigger {
-    /// `trigger_count(n)`, no time trigger.
-    Count(u32),
-    /// No count and no time trigger: the sender flushes (`Flush::NoWait`)
-    /// every [`FLUSH_EVERY`] puts, and after the last.
-    FlushOnly,
-}
-
-impl Trigger {
-    /// The sweep's triggers: 1, 16, 64, flush-only.
-    pub const SWEEP: [Trigger; 4] = [
-        Trigger::Count(1),
-        Trigger::Count(16),
-        Trigger::Count(64),
-        Trigger::FlushOnly,
-    ];
-
-    /// `t1`, `t16`, `t64`, `flush`: the trigger as it appears in cell ids.
-    pub fn label(self) -> String {
-        match self {
-            Trigger::Count(n) => format!("t{n}"),
-            Trigger::FlushOnly => "flush".into(),
-        }
-    }
-
-    /// Messages per batch: the count, or [`FLUSH_EVERY`].
-    pub fn batch(self) -> u32 {
-        match self {
-            Trigger::Count(n) => n,
-            Trigger::FlushOnly => FLUSH_EVERY,
-        }
-    }
-
-    /// The `trigger_count` value (0: none).
-    fn count(self) -> u32 {
-        match self {
-            Trigger::Count(n) => n,
-            Trigger::FlushOnly => 0,
-        }
-    }
-}
-
-/// Puts between two flushes with [`Trigger::FlushOnly`].
-pub const FLUSH_EVERY: u32 = 64;
+pub use crate::trigger::{FLUSH_EVERY, Trigger};
 
 /// Bytes in flight per connection the sweep aims at: 1024 messages up to
 /// 16 KiB, 256 of 64 KiB, 16 of 1 MiB.

@@ -49,7 +49,7 @@ fn net_id(payload: usize, implementation: &str, variant: &str) -> String {
 /// The id of asyncmsg's sweep cell of `payload` and `trigger`
 /// (`net/throughput/8B/asyncmsg-quic-t64`, `…/asyncmsg-quic-flush`).
 pub fn sweep_id(payload: usize, trigger: Trigger) -> String {
-    net_id(payload, "asyncmsg", &format!("quic-{}", trigger.label()))
+    net_id(payload, "asyncmsg", &format!("quic-{}", trigger.variant()))
 }
 
 /// The id of a TCP cell: `tcp-64-per-write`, `tcp-1-per-write` at 64 B,
@@ -145,7 +145,7 @@ fn sweep_spec(ctx: &Ctx, payload: usize, trigger: Trigger) -> Spec {
         Pattern::Throughput,
         payload,
         "asyncmsg",
-        &format!("quic-{}", trigger.label()),
+        &format!("quic-{}", trigger.variant()),
         name,
         sweep_size(payload, trigger),
         move |n| {

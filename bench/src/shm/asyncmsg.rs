@@ -41,44 +41,7 @@ pub(crate) struct Shape {
     flush_every: u32,
 }
 
-/// When the sender's messages become visible, in the payload × trigger sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Trigger {
-    /// A count trigger of this many messages.
-    Count(u32),
-    /// No count and no time trigger: the sender flushes (without waiting)
-    /// after every [`FLUSH_EVERY`] puts, and after the last.
-    FlushOnly,
-}
-
-/// Puts between two flushes of [`Trigger::FlushOnly`].
-pub(crate) const FLUSH_EVERY: u32 = 64;
-
-impl Trigger {
-    /// The triggers of the sweep.
-    pub(crate) const SWEEP: [Trigger; 4] = [
-        Trigger::Count(1),
-        Trigger::Count(16),
-        Trigger::Count(64),
-        Trigger::FlushOnly,
-    ];
-
-    /// The variant of the cell id: `t16`, `flush-only`.
-    pub(crate) fn variant(self) -> String {
-        match self {
-            Trigger::Count(n) => format!("t{n}"),
-            Trigger::FlushOnly => "flush-only".into(),
-        }
-    }
-
-    /// For a cell's name: `trigger 16`, `flush only`.
-    pub(crate) fn label(self) -> String {
-        match self {
-            Trigger::Count(n) => format!("trigger {n}"),
-            Trigger::FlushOnly => "flush only".into(),
-        }
-    }
-}
+pub(crate) use crate::trigger::{FLUSH_EVERY, Trigger};
 
 impl Shape {
     /// A cell of the payload × trigger sweep: heap buffers of `payload` bytes
