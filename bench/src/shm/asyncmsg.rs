@@ -387,6 +387,41 @@ pub(crate) fn share_of(n: u64, senders: u64, k: u64) -> u64 {
     n / senders + u64::from(k < n % senders)
 }
 
+/// The receiving side of a fan-in run ended with `outcome`: a failure is
+/// explained by what became of the children (a child that died says why).
+pub(crate) fn explain_fan_in(
+    outcome: Result<()>,
+    children: &mut [(Control, ChildProc)],
+) -> Result<()> {
+    outcome.map_err(|e| {
+        let why: Vec<String> = children.iter_mut().map(|(_, c)| c.failure()).collect();
+        e.context(why.join("; "))
+    })
+}
+
+/// Every sender of a fan-in run delivered its share of `n`: `counts[k]`
+/// messages came from sender `k`.
+pub(crate) fn check_shares(counts: &[u64], n: u64) -> Result<()> {
+    let senders = counts.len() as u64;
+    for (k, count) in counts.iter().enumerate() {
+        let want = share_of(n, senders, k as u64);
+        ensure!(
+            *count == want,
+            "{count} messages from sender {k}, expected {want}"
+        );
+    }
+    Ok(())
+}
+
+/// Tells every child of a finished run goodbye and reaps it.
+pub(crate) fn say_bye(children: Vec<(Control, ChildProc)>) -> Result<()> {
+    for (mut control, child) in children {
+        control.send(Step::Bye)?;
+        child.finish()?;
+    }
+    Ok(())
+}
+
 /// `n` messages of `shape` in all from `senders` child processes, each with a
 /// connection of its own to the parent's one channel; every sender's messages
 /// are checked to arrive in its order. Timed from the first go until the
@@ -454,26 +489,14 @@ pub(crate) fn fan_in(launcher: &Launcher, n: u64, shape: Shape, senders: u64) ->
         }
         Ok(())
     })();
-    if let Err(e) = outcome {
-        let why: Vec<String> = children.iter_mut().map(|(_, c)| c.failure()).collect();
-        return Err(e.context(why.join("; ")));
-    }
-    for (k, count) in expected.iter().enumerate() {
-        let want = share_of(n, senders, k as u64);
-        ensure!(
-            *count == want,
-            "{count} messages from sender {k}, expected {want}"
-        );
-    }
+    explain_fan_in(outcome, &mut children)?;
+    check_shares(&expected, n)?;
     for (control, child) in &mut children {
         control.expect_from(Step::Done, child)?;
     }
     let took = began.elapsed();
 
-    for (mut control, child) in children {
-        control.send(Step::Bye)?;
-        child.finish()?;
-    }
+    say_bye(children)?;
     drop(chan);
     drop(node);
     Ok(Run::throughput(n, shape.payload, took))

@@ -378,10 +378,7 @@ fn throughput_of<const N: usize>(launcher: &Launcher, n: u64, publishers: u64) -
             Ok(())
         })();
         let took = began.elapsed();
-        if let Err(e) = outcome {
-            let why: Vec<String> = children.iter_mut().map(|(_, c)| c.failure()).collect();
-            return Err(e.context(why.join("; ")));
-        }
+        super::asyncmsg::explain_fan_in(outcome, &mut children)?;
         for (control, child) in &mut children {
             control.expect_from(Step::Done, child)?;
         }
@@ -389,10 +386,7 @@ fn throughput_of<const N: usize>(launcher: &Launcher, n: u64, publishers: u64) -
             iox(subscriber.receive(), "receiving")?.is_none(),
             "a message beyond the {n} sent"
         );
-        for (mut control, child) in children {
-            control.send(Step::Bye)?;
-            child.finish()?;
-        }
+        super::asyncmsg::say_bye(children)?;
         Run::throughput(n, N, took)
     };
     place.finish()?;

@@ -197,21 +197,9 @@ pub(crate) fn uds_fan_in(
         Ok(())
     })();
     let took = began.elapsed();
-    if let Err(e) = outcome {
-        let why: Vec<String> = children.iter_mut().map(|(_, c)| c.failure()).collect();
-        return Err(e.context(why.join("; ")));
-    }
-    for (k, count) in expected.iter().enumerate() {
-        let want = super::asyncmsg::share_of(n, senders, k as u64);
-        ensure!(
-            *count == want,
-            "{count} messages from sender {k}, expected {want}"
-        );
-    }
-    for (mut control, child) in children {
-        control.send(Step::Bye)?;
-        child.finish()?;
-    }
+    super::asyncmsg::explain_fan_in(outcome, &mut children)?;
+    super::asyncmsg::check_shares(&expected, n)?;
+    super::asyncmsg::say_bye(children)?;
     Ok(Run::throughput(n, SMALL, took))
 }
 
