@@ -191,6 +191,9 @@ impl Ord for TimerEntry {
 }
 
 /// The node's trigger timers (B04): one thread sleeping until the earliest deadline.
+/// The timer thread's timer slack (ns).
+const TIMER_SLACK_NS: libc::c_ulong = 1_000;
+
 pub(crate) struct Timers {
     heap: Mutex<BinaryHeap<TimerEntry>>,
     changed: Event,
@@ -212,6 +215,10 @@ impl Timers {
     }
 
     fn run(self: Arc<Self>) {
+        // Time triggers fire on this thread's timed waits: without Linux's
+        // default 50 µs of timer slack they fire closer to their deadline.
+        // SAFETY: PR_SET_TIMERSLACK changes only the calling thread's slack.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, TIMER_SLACK_NS) };
         loop {
             // Listen before looking at `stop`: a stop (and its notification)
             // between the look and the listen would otherwise be missed, and
