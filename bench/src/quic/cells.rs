@@ -47,7 +47,7 @@ fn net_id(payload: usize, implementation: &str, variant: &str) -> String {
 }
 
 /// The id of asyncmsg's sweep cell of `payload` and `trigger`
-/// (`net/throughput/8B/asyncmsg-quic-t64`, `…/asyncmsg-quic-flush`).
+/// (`net/throughput/8B/asyncmsg-quic-t64`, `…/asyncmsg-quic-flush-only`).
 pub fn sweep_id(payload: usize, trigger: Trigger) -> String {
     net_id(payload, "asyncmsg", &format!("quic-{}", trigger.variant()))
 }
@@ -270,7 +270,7 @@ mod tests {
         );
         assert_eq!(
             sweep_id(64 << 10, Trigger::FlushOnly),
-            "net/throughput/64KiB/asyncmsg-quic-flush"
+            "net/throughput/64KiB/asyncmsg-quic-flush-only"
         );
         assert_eq!(
             sweep_id(SMALL, Trigger::Count(64)),
