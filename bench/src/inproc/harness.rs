@@ -205,17 +205,7 @@ pub(crate) fn one_to_one<R: Send + 'static>(
     settle: impl FnOnce() -> Result<()>,
 ) -> Result<(Duration, R)> {
     let start = Arc::new(Barrier::new(2));
-    let handle = {
-        let start = start.clone();
-        thread::Builder::new()
-            .name("bench-receiver".into())
-            .spawn(move || {
-                let _pinned = pin(RECEIVER_CPU);
-                start.wait();
-                receiver()
-            })
-            .context("spawning the receiver")?
-    };
+    let handle = spawn_receiver(&start, receiver)?;
     let _pinned = pin(SENDER_CPU);
     start.wait();
     let began = Instant::now();
@@ -226,6 +216,23 @@ pub(crate) fn one_to_one<R: Send + 'static>(
     sent?;
     settle()?;
     Ok((began.elapsed(), received))
+}
+
+/// Starts `receiver` on a thread pinned to the receiver CPU, once every
+/// party of `start` is ready.
+fn spawn_receiver<R: Send + 'static>(
+    start: &Arc<Barrier>,
+    receiver: impl FnOnce() -> Result<R> + Send + 'static,
+) -> Result<thread::JoinHandle<Result<R>>> {
+    let start = start.clone();
+    thread::Builder::new()
+        .name("bench-receiver".into())
+        .spawn(move || {
+            let _pinned = pin(RECEIVER_CPU);
+            start.wait();
+            receiver()
+        })
+        .context("spawning the receiver")
 }
 
 /// A sender thread's work in a fan-in run; what it returns is kept until the
@@ -243,17 +250,7 @@ pub(crate) fn fan_in<S: Send + 'static, R: Send + 'static>(
     settle: impl FnOnce() -> Result<()>,
 ) -> Result<(Duration, R, Vec<S>)> {
     let start = Arc::new(Barrier::new(senders.len() + 2));
-    let rx = {
-        let start = start.clone();
-        thread::Builder::new()
-            .name("bench-receiver".into())
-            .spawn(move || {
-                let _pinned = pin(RECEIVER_CPU);
-                start.wait();
-                receiver()
-            })
-            .context("spawning the receiver")?
-    };
+    let rx = spawn_receiver(&start, receiver)?;
     let mut txs = Vec::with_capacity(senders.len());
     for (s, job) in senders.into_iter().enumerate() {
         let start = start.clone();
