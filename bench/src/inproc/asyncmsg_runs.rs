@@ -22,6 +22,7 @@ use super::harness::{
     FAN_IN_SENDERS, GaveUp, InOrder, PerSender, STALL, SenderJob, Spinner, fan_in, one_to_one,
     ping_pong, ping_total, share, stamp, word, word_of,
 };
+use crate::shm::asyncmsg::Recycler;
 use crate::shm::{Histogram, Kind, Run};
 use crate::{GET_STALL, Stalled};
 
@@ -64,33 +65,6 @@ pub fn max_buffers_for(payload: usize) -> u32 {
     }
 }
 
-/// Buffers handed back by delivery callbacks, for the sender to reuse.
-///
-/// The callback pushes one buffer per message under an uncontended mutex; the
-/// sender swaps the whole stack out only when its own stack runs dry, so the
-/// two sides meet about once per `max_buffers` messages.
-#[derive(Debug, Default)]
-pub(crate) struct ReturnPool {
-    returned: Mutex<Vec<SendBuf>>,
-}
-
-impl ReturnPool {
-    fn push(&self, buf: SendBuf) {
-        self.returned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(buf);
-    }
-
-    /// Moves every returned buffer into `local` (which must be empty).
-    fn refill(&self, local: &mut Vec<SendBuf>) {
-        std::mem::swap(
-            &mut *self.returned.lock().unwrap_or_else(|e| e.into_inner()),
-            local,
-        );
-    }
-}
-
 /// What one connection's delivery callback saw.
 #[derive(Debug, Default)]
 struct Deliveries {
@@ -128,7 +102,7 @@ impl Deliveries {
 /// One connection with its buffers and what its callbacks saw.
 struct Sender {
     conn: Connection,
-    pool: Arc<ReturnPool>,
+    pool: Arc<Recycler>,
     seen: Arc<Deliveries>,
     local: Vec<SendBuf>,
     payload: usize,
@@ -159,9 +133,7 @@ fn connect(
     // window; and both vectors hold every buffer, so swapping them never
     // grows one. The steady state allocates nothing of the harness's own.
     let spare = 2 * buffers;
-    let pool = Arc::new(ReturnPool {
-        returned: Mutex::new(Vec::with_capacity(spare)),
-    });
+    let pool = Arc::new(Recycler::with_capacity(spare));
     let seen = Arc::new(Deliveries::default());
     let conn = {
         let pool = pool.clone();

@@ -136,13 +136,21 @@ pub(crate) fn address(name: &str) -> String {
 
 /// Buffers handed back by delivery callbacks, for the putting thread to reuse
 /// (one short lock per callback; the putter swaps the whole stack out when its
-/// own runs dry).
+/// own runs dry, so the two sides meet about once per window). Shared by the
+/// in-process and shared-memory harnesses.
 #[derive(Debug, Default)]
 pub(crate) struct Recycler {
     returned: Mutex<Vec<SendBuf>>,
 }
 
 impl Recycler {
+    /// Room for `n` buffers before the stack grows.
+    pub(crate) fn with_capacity(n: usize) -> Recycler {
+        Recycler {
+            returned: Mutex::new(Vec::with_capacity(n)),
+        }
+    }
+
     pub(crate) fn push(&self, buf: SendBuf) {
         self.returned
             .lock()
@@ -150,7 +158,8 @@ impl Recycler {
             .push(buf);
     }
 
-    fn refill(&self, local: &mut Vec<SendBuf>) {
+    /// Moves every returned buffer into `local` (which must be empty).
+    pub(crate) fn refill(&self, local: &mut Vec<SendBuf>) {
         std::mem::swap(
             &mut *self.returned.lock().unwrap_or_else(|e| e.into_inner()),
             local,
